@@ -1,0 +1,63 @@
+# The two commands a newcomer runs: `make run` and `make test` (see README.md).
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+
+# Tests run against this machine's real PostgreSQL and Redis.
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
+TEST_DATABASE_NAME ?= test_hypervisor
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+PYTEST_ARGS ?=
+
+.PHONY: run test worker lint format services demo clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.runtime: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $(VENV)/.runtime $@
+
+## run: install, migrate and serve on http://127.0.0.1:8000 (embedded SQLite unless DATABASE_URL is set)
+run: $(VENV)/.runtime
+	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py migrate --noinput
+	@echo "Try the demo data: DEBUG=true $(BIN)/python manage.py demo (prints how to sign in)."
+	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py runserver 127.0.0.1:8000
+
+## worker: RQ worker (with rq's scheduler) plus the periodic safety-net pass; needs REDIS_URL
+worker: $(VENV)/.runtime
+	@test -n "$$REDIS_URL" || (echo "worker needs REDIS_URL (and DATABASE_URL)"; exit 2)
+	$(BIN)/python manage.py rqcron scheduler.cron & \
+	$(BIN)/python manage.py rqworker --with-scheduler default; kill %1
+
+## services: start this machine's PostgreSQL and Redis if they are down
+services:
+	scripts/ensure-services
+
+## test: the whole suite against real PostgreSQL and Redis
+test: $(VENV)/.dev services
+	DATABASE_URL=$(TEST_DATABASE_URL) TEST_DATABASE_NAME=$(TEST_DATABASE_NAME) \
+	REDIS_URL=$(TEST_REDIS_URL) SECRET_KEY=test-only-secret-key DEBUG=false \
+	RATELIMIT_LOGIN_IP=10000/m RATELIMIT_LOGIN_USERNAME=10000/m RATELIMIT_REGISTER_IP=10000/h \
+	RATELIMIT_JOIN_USER=10000/m RATELIMIT_UNSAFE_USER=100000/m \
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## lint: ruff, Django's checks, migrations and the OpenAPI schema
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	DEBUG=true $(BIN)/python manage.py check --fail-level WARNING
+	DEBUG=true $(BIN)/python manage.py makemigrations --check --dry-run
+	DEBUG=true $(BIN)/python manage.py spectacular --validate --fail-on-warn --file /dev/null
+
+format: $(VENV)/.dev
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,14 @@
+"""Root URLs: the API under /api/v1, its schema and docs, the admin and the web pages."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", include("hypervisor.api_urls")),
+    path("api/schema", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/redoc", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    path("api-auth/", include("rest_framework.urls")),
+]
