@@ -1,0 +1,108 @@
+from decimal import Decimal
+
+from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
+from rest_framework import serializers
+
+from clusters.models import MAX_CPU_MILLICORES, MAX_GPU, MAX_RAM_MB, MAX_STARVATION_SECONDS, Cluster
+from scheduler.allocation import Policy, Resources
+
+MILLI = Decimal(1000)
+
+
+class ResourcesSerializer(serializers.Serializer):
+    """`{"cpu": cores (up to 3 decimals), "ram_mb": MiB, "gpu": devices}`, stored exactly."""
+
+    cpu = serializers.DecimalField(
+        max_digits=9,
+        decimal_places=3,
+        min_value=Decimal(0),
+        max_value=Decimal(MAX_CPU_MILLICORES) / MILLI,
+        coerce_to_string=False,
+        help_text="Cores, at most 3 decimals (0.25 = 250 millicores).",
+    )
+    ram_mb = serializers.IntegerField(min_value=0, max_value=MAX_RAM_MB, help_text="MiB.")
+    gpu = serializers.IntegerField(min_value=0, max_value=MAX_GPU, help_text="Whole devices.")
+
+    def to_internal_value(self, data) -> Resources:
+        values = super().to_internal_value(data)
+        return Resources(int(values["cpu"] * MILLI), values["ram_mb"], values["gpu"])
+
+    def to_representation(self, resources: Resources) -> dict:
+        return {
+            "cpu": float(Decimal(resources.cpu) / MILLI),
+            "ram_mb": resources.ram_mb,
+            "gpu": resources.gpu,
+        }
+
+
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "A GPU cluster",
+            value={
+                "organization": 1,
+                "name": "gpu-east",
+                "capacity": {"cpu": 64, "ram_mb": 262144, "gpu": 8},
+                "policy": "fifo",
+                "starvation_after_seconds": 3600,
+            },
+            request_only=True,
+        )
+    ]
+)
+class ClusterSerializer(serializers.ModelSerializer):
+    capacity = ResourcesSerializer()
+    allocated = ResourcesSerializer(read_only=True)
+    available = ResourcesSerializer(read_only=True)
+    policy = serializers.ChoiceField(choices=[p.value for p in Policy], default=Policy.FIFO.value)
+    starvation_after_seconds = serializers.IntegerField(
+        min_value=1,
+        max_value=MAX_STARVATION_SECONDS,
+        allow_null=True,
+        required=False,
+        help_text="Queued longer than this, a deployment holds a reservation. Null: never.",
+    )
+    running_count = serializers.IntegerField(read_only=True, default=0)
+    waiting_count = serializers.IntegerField(read_only=True, default=0)
+
+    class Meta:
+        model = Cluster
+        fields = [
+            "id",
+            "organization",
+            "name",
+            "capacity",
+            "allocated",
+            "available",
+            "policy",
+            "starvation_after_seconds",
+            "running_count",
+            "waiting_count",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "created_at", "updated_at"]
+        # Uniqueness of the name is answered by the view (400), not a validator that
+        # would need the organization on PATCH.
+        validators = []
+
+
+class ClusterUpdateSerializer(ClusterSerializer):
+    class Meta(ClusterSerializer.Meta):
+        read_only_fields = ["id", "organization", "created_at", "updated_at"]
+
+
+class QueueDeploymentSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    status = serializers.CharField()
+    priority = serializers.IntegerField()
+    resources = ResourcesSerializer()
+    queued_at = serializers.DateTimeField(allow_null=True)
+
+
+class QueueEntrySerializer(serializers.Serializer):
+    position = serializers.IntegerField()
+    deployment = QueueDeploymentSerializer()
+    reason = serializers.CharField()
+    reserved = serializers.BooleanField()

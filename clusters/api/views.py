@@ -1,0 +1,181 @@
+"""Clusters and their queues."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from clusters import selectors, services
+from clusters.api.serializers import (
+    ClusterSerializer,
+    ClusterUpdateSerializer,
+    QueueEntrySerializer,
+)
+from clusters.models import Cluster
+from hypervisor.permissions import OrganizationPermission, require_org_permission
+from orgs.models import Organization
+from scheduler.allocation import Policy
+from scheduler.selectors import cluster_queue
+
+NOT_FOUND = {404: OpenApiResponse(description="Not found, or not in your organizations.")}
+FORBIDDEN = {403: OpenApiResponse(description="Your role does not allow this action.")}
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List clusters of your organizations",
+        parameters=[
+            OpenApiParameter(
+                "organization", OpenApiTypes.INT, description="Only this organization's."
+            )
+        ],
+    ),
+    retrieve=extend_schema(
+        summary="Get a cluster", responses={200: ClusterSerializer, **NOT_FOUND}
+    ),
+    create=extend_schema(
+        summary="Create a cluster (owner, admin)",
+        responses={
+            201: ClusterSerializer,
+            400: OpenApiResponse(description="Field errors."),
+            **FORBIDDEN,
+        },
+    ),
+    partial_update=extend_schema(
+        summary="Change a cluster (owner, admin)",
+        description="Capacity, name, policy, starvation protection. Shrinking capacity below "
+        "what running deployments hold is 409. A change triggers a scheduling pass.",
+        request=ClusterUpdateSerializer,
+        responses={
+            200: ClusterSerializer,
+            **FORBIDDEN,
+            **NOT_FOUND,
+            409: OpenApiResponse(description="Below what is allocated."),
+        },
+    ),
+    destroy=extend_schema(
+        summary="Delete a cluster (owner, admin)",
+        description="409 while it has running or waiting deployments.",
+        responses={
+            204: None,
+            **FORBIDDEN,
+            **NOT_FOUND,
+            409: OpenApiResponse(description="Still has work."),
+        },
+    ),
+)
+@extend_schema(tags=["clusters"])
+class ClusterViewSet(viewsets.ModelViewSet):
+    serializer_class = ClusterSerializer
+    permission_classes = [*viewsets.ModelViewSet.permission_classes, OrganizationPermission]
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    lookup_value_regex = "[0-9]{1,18}"
+    action_permissions = {
+        "partial_update": "clusters.change_cluster",
+        "destroy": "clusters.delete_cluster",
+    }
+
+    def get_queryset(self) -> QuerySet[Cluster]:
+        organization = self.request.query_params.get("organization")
+        organization_id = int(organization) if organization and organization.isdigit() else None
+        clusters = selectors.cluster_list(user=self.request.user, organization_id=organization_id)
+        if organization is not None and organization_id is None:
+            return clusters.none()
+        return clusters
+
+    def get_serializer(self, *args, **kwargs):
+        serializer = super().get_serializer(*args, **kwargs)
+        if "organization" in serializer.fields:
+            serializer.fields["organization"].queryset = Organization.objects.visible_to(
+                self.request.user
+            )
+        return serializer
+
+    def get_serializer_class(self) -> type[serializers.Serializer]:
+        return ClusterUpdateSerializer if self.action == "partial_update" else ClusterSerializer
+
+    def organization_id_of(self, cluster: Cluster) -> int:
+        return cluster.organization_id
+
+    def _ensure_unique_name(
+        self, organization_id: int, name: str, exclude: int | None = None
+    ) -> None:
+        clusters = Cluster.objects.filter(organization_id=organization_id, name=name).exclude(
+            pk=exclude
+        )
+        if clusters.exists():
+            raise serializers.ValidationError(
+                {"name": ["A cluster with this name already exists in the organization."]}
+            )
+
+    def perform_create(self, serializer: ClusterSerializer) -> None:
+        data = serializer.validated_data
+        organization = data["organization"]
+        require_org_permission(self.request, organization.pk, "clusters.add_cluster")
+        self._ensure_unique_name(organization.pk, data["name"])
+        serializer.instance = services.cluster_create(
+            organization=organization,
+            name=data["name"],
+            capacity=data["capacity"],
+            policy=Policy(data["policy"]),
+            starvation_after_seconds=data.get("starvation_after_seconds"),
+        )
+
+    def partial_update(self, request: Request, pk: str) -> Response:
+        cluster = self.get_object()
+        serializer = self.get_serializer(cluster, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        if "name" in data:
+            self._ensure_unique_name(cluster.organization_id, data["name"], exclude=cluster.pk)
+        changes = services.ClusterChanges(
+            name=data.get("name"),
+            capacity=data.get("capacity"),
+            policy=Policy(data["policy"]) if "policy" in data else None,
+            starvation_after_seconds=data.get("starvation_after_seconds"),
+            starvation_set="starvation_after_seconds" in data,
+        )
+        services.cluster_update(cluster_id=cluster.pk, changes=changes)
+        return Response(ClusterSerializer(self.get_queryset().get(pk=cluster.pk)).data)
+
+    def perform_destroy(self, cluster: Cluster) -> None:
+        services.cluster_delete(cluster_id=cluster.pk)
+
+    @extend_schema(
+        summary="The cluster's queue, explained",
+        description="Every waiting deployment (`queued`, then `pending`) in the order the "
+        "scheduler will consider them, with a `reason` a person can act on. `reserved` marks "
+        "a deployment holding a starvation reservation.",
+        responses={200: QueueEntrySerializer(many=True), **NOT_FOUND},
+    )
+    @action(detail=True, methods=["get"], pagination_class=None)
+    def queue(self, request: Request, pk: str) -> Response:
+        cluster = self.get_object()
+        items = cluster_queue(cluster=cluster)
+        data = [
+            {
+                "position": item.position,
+                "deployment": {
+                    "id": item.deployment.pk,
+                    "name": item.deployment.name,
+                    "status": item.deployment.status,
+                    "priority": item.deployment.priority,
+                    "resources": item.deployment.resources,
+                    "queued_at": item.deployment.queued_at,
+                },
+                "reason": item.reason,
+                "reserved": item.reserved,
+            }
+            for item in items
+        ]
+        return Response(QueueEntrySerializer(data, many=True).data, status=status.HTTP_200_OK)

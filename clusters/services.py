@@ -1,0 +1,106 @@
+"""Writes for clusters: create, change (capacity, policy), delete."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import transaction
+
+from clusters.models import Cluster
+from deployments.models import WAITING, Status
+from hypervisor.exceptions import Conflict
+from orgs.models import Organization
+from scheduler.allocation import Policy, Resources
+from scheduler.locking import lock_cluster, retry_on_contention
+from scheduler.triggers import request_schedule
+
+
+class ClusterBusy(Conflict):
+    """The cluster still runs or queues work."""
+
+
+class CapacityError(Conflict):
+    """A capacity change would leave running work without room."""
+
+
+@dataclass(frozen=True)
+class ClusterChanges:
+    """Fields to change; None means unchanged (starvation uses `starvation_set`)."""
+
+    name: str | None = None
+    capacity: Resources | None = None
+    policy: Policy | None = None
+    starvation_after_seconds: int | None = None
+    starvation_set: bool = False
+
+
+def cluster_create(
+    *,
+    organization: Organization,
+    name: str,
+    capacity: Resources,
+    policy: Policy = Policy.FIFO,
+    starvation_after_seconds: int | None = None,
+) -> Cluster:
+    cluster = Cluster(
+        organization=organization,
+        name=name,
+        policy=policy.value,
+        starvation_after_seconds=starvation_after_seconds,
+    )
+    cluster.set_capacity(capacity)
+    cluster.save()
+    return cluster
+
+
+def cluster_update(*, cluster_id: int, changes: ClusterChanges) -> Cluster:
+    """Change a cluster under its lock; shrinking below what is allocated is 409."""
+    return retry_on_contention(lambda: _update(cluster_id=cluster_id, changes=changes))
+
+
+def _update(*, cluster_id: int, changes: ClusterChanges) -> Cluster:
+    with transaction.atomic(durable=True):
+        cluster = lock_cluster(cluster_id)
+        if cluster is None:
+            raise Cluster.DoesNotExist("The cluster no longer exists.")
+        if changes.capacity is not None:
+            if not cluster.allocated.fits_in(changes.capacity):
+                raise CapacityError(
+                    "The new capacity is below what running deployments hold "
+                    f"(allocated: {cluster.allocated_cpu / 1000:g} CPU, "
+                    f"{cluster.allocated_ram_mb} MiB RAM, {cluster.allocated_gpu} GPU); "
+                    "complete or cancel some first."
+                )
+            cluster.set_capacity(changes.capacity)
+        if changes.name is not None:
+            cluster.name = changes.name
+        if changes.policy is not None:
+            cluster.policy = changes.policy.value
+        if changes.starvation_set:
+            cluster.starvation_after_seconds = changes.starvation_after_seconds
+        cluster.save()
+        # Capacity, policy and reservations all change what the planner would do.
+        request_schedule(cluster_id=cluster.pk, cause="a change of the cluster's settings")
+    return cluster
+
+
+def cluster_ensure_idle(*, cluster: Cluster) -> None:
+    """Raise `ClusterBusy` while the cluster has running or waiting deployments."""
+    active = cluster.deployments.filter(status__in=[*WAITING, Status.RUNNING]).count()
+    if active:
+        raise ClusterBusy(
+            f"Cluster '{cluster.name}' still has {active} running or waiting deployment(s); "
+            "complete or cancel them first."
+        )
+
+
+def cluster_delete(*, cluster_id: int) -> None:
+    """Delete an idle cluster with its finished deployments."""
+    with transaction.atomic(durable=True):
+        # Plain FOR UPDATE (not NO KEY): it also holds off concurrent inserts of
+        # deployments on this cluster, which would otherwise vanish in the cascade.
+        cluster = Cluster.objects.select_for_update().filter(pk=cluster_id).first()
+        if cluster is None:
+            raise Cluster.DoesNotExist("The cluster no longer exists.")
+        cluster_ensure_idle(cluster=cluster)
+        cluster.delete()

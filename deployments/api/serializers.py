@@ -1,0 +1,165 @@
+from drf_spectacular.utils import OpenApiExample, extend_schema_field, extend_schema_serializer
+from rest_framework import serializers
+
+from clusters.api.serializers import ResourcesSerializer
+from deployments.models import (
+    MAX_PRIORITY,
+    Condition,
+    Dependency,
+    Deployment,
+    DeploymentEvent,
+    Status,
+)
+from deployments.services import DependencySpec
+
+MAX_DEPENDENCIES = 100
+
+
+class DependencyObjectSerializer(serializers.Serializer):
+    deployment = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
+    condition = serializers.ChoiceField(choices=Condition.choices, default=Condition.SUCCEEDED)
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "integer", "description": "A deployment id: condition `succeeded`."},
+            {
+                "type": "object",
+                "properties": {
+                    "deployment": {"type": "integer"},
+                    "condition": {
+                        "type": "string",
+                        "enum": Condition.values,
+                        "default": "succeeded",
+                    },
+                },
+                "required": ["deployment"],
+            },
+        ]
+    }
+)
+class DependsOnItemField(serializers.Field):
+    """An id (condition `succeeded`) or `{"deployment": id, "condition": ...}`."""
+
+    default_error_messages = {
+        "invalid": 'Expected a deployment id or {"deployment": id, "condition": ...}.'
+    }
+
+    def to_internal_value(self, data) -> DependencySpec:
+        if isinstance(data, bool):
+            self.fail("invalid")
+        if isinstance(data, int):
+            data = {"deployment": data}
+        if not isinstance(data, dict):
+            self.fail("invalid")
+        item = DependencyObjectSerializer(data=data)
+        item.is_valid(raise_exception=True)
+        return DependencySpec(
+            item.validated_data["deployment"], Condition(item.validated_data["condition"])
+        )
+
+
+class DependencyLinkSerializer(serializers.ModelSerializer):
+    deployment = serializers.IntegerField(source="dependency_id")
+    status = serializers.CharField(source="dependency.status")
+    name = serializers.CharField(source="dependency.name")
+
+    class Meta:
+        model = Dependency
+        fields = ["deployment", "condition", "status", "name"]
+
+
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "A training job after its data preparation",
+            value={
+                "cluster": 1,
+                "name": "train-resnet",
+                "image": "registry.example.com:5000/team/trainer:1.4",
+                "resources": {"cpu": 8, "ram_mb": 32768, "gpu": 2},
+                "priority": 100,
+                "preemptible": False,
+                "depends_on": [41, {"deployment": 42, "condition": "finished"}],
+            },
+            request_only=True,
+        )
+    ]
+)
+class DeploymentSerializer(serializers.ModelSerializer):
+    organization = serializers.IntegerField(source="cluster.organization_id", read_only=True)
+    resources = ResourcesSerializer()
+    priority = serializers.IntegerField(min_value=0, max_value=MAX_PRIORITY, default=0)
+    preemptible = serializers.BooleanField(default=True)
+    image = serializers.CharField(max_length=512, help_text="A Docker/OCI image reference.")
+    depends_on = serializers.SerializerMethodField()
+    created_by_username = serializers.CharField(
+        source="created_by.username", read_only=True, default=None
+    )
+
+    class Meta:
+        model = Deployment
+        fields = [
+            "id",
+            "cluster",
+            "organization",
+            "name",
+            "image",
+            "resources",
+            "priority",
+            "preemptible",
+            "depends_on",
+            "status",
+            "status_reason",
+            "preemption_count",
+            "created_by",
+            "created_by_username",
+            "created_at",
+            "queued_at",
+            "started_at",
+            "finished_at",
+            "updated_at",
+        ]
+        read_only_fields = [
+            "id",
+            "status",
+            "status_reason",
+            "preemption_count",
+            "created_by",
+            "created_at",
+            "queued_at",
+            "started_at",
+            "finished_at",
+            "updated_at",
+        ]
+
+    @extend_schema_field(DependencyLinkSerializer(many=True))
+    def get_depends_on(self, deployment: Deployment) -> list[dict]:
+        return DependencyLinkSerializer(deployment.dependency_links.all(), many=True).data
+
+
+class DeploymentCreateSerializer(DeploymentSerializer):
+    depends_on = serializers.ListField(
+        child=DependsOnItemField(), required=False, default=list, max_length=MAX_DEPENDENCIES
+    )
+
+    class Meta(DeploymentSerializer.Meta):
+        pass
+
+
+class DeploymentFilterSerializer(serializers.Serializer):
+    cluster = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
+    organization = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
+    status = serializers.ChoiceField(required=False, choices=Status.choices)
+
+
+class DeploymentEventSerializer(serializers.ModelSerializer):
+    actor = serializers.CharField(
+        source="actor.username", default=None, help_text="Empty: the scheduler."
+    )
+    related_deployment = serializers.IntegerField(source="related_deployment_id", allow_null=True)
+
+    class Meta:
+        model = DeploymentEvent
+        fields = ["at", "from_status", "to_status", "reason", "actor", "related_deployment"]

@@ -1,0 +1,175 @@
+"""Deployments: submit, list, act on, and read their history."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from clusters.models import Cluster
+from deployments import selectors, services
+from deployments.api.serializers import (
+    DeploymentCreateSerializer,
+    DeploymentEventSerializer,
+    DeploymentFilterSerializer,
+    DeploymentSerializer,
+)
+from deployments.models import Deployment, Status
+from deployments.services import Action, DeploymentSpec
+from hypervisor.permissions import OrganizationPermission, org_permissions, require_org_permission
+
+NOT_FOUND = {404: OpenApiResponse(description="Not found, or not in your organizations.")}
+FORBIDDEN = {403: OpenApiResponse(description="Your role does not allow this action.")}
+CONFLICT = {409: OpenApiResponse(description="The deployment's status does not allow it.")}
+
+
+def _act_schema(verb: str, applies_to: str) -> dict:
+    return extend_schema(
+        summary=f"{verb.capitalize()} a deployment",
+        description=f"Applies to {applies_to} deployments. Developers act on their own "
+        "deployments, owners and admins on anyone's. Triggers a scheduling pass.",
+        request=None,
+        responses={200: DeploymentSerializer, **FORBIDDEN, **NOT_FOUND, **CONFLICT},
+    )
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List deployments of your organizations",
+        parameters=[
+            OpenApiParameter("cluster", OpenApiTypes.INT),
+            OpenApiParameter("organization", OpenApiTypes.INT),
+            OpenApiParameter("status", OpenApiTypes.STR, enum=Status.values),
+        ],
+    ),
+    retrieve=extend_schema(
+        summary="Get a deployment", responses={200: DeploymentSerializer, **NOT_FOUND}
+    ),
+)
+@extend_schema(tags=["deployments"])
+class DeploymentViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    viewsets.GenericViewSet,
+):
+    serializer_class = DeploymentSerializer
+    permission_classes = [*viewsets.GenericViewSet.permission_classes, OrganizationPermission]
+    lookup_value_regex = "[0-9]{1,18}"
+    action_permissions: dict[str, str] = {}
+
+    def get_queryset(self) -> QuerySet[Deployment]:
+        if self.action != "list":
+            return selectors.deployment_list(user=self.request.user)
+        filters = DeploymentFilterSerializer(data=self.request.query_params)
+        filters.is_valid(raise_exception=True)
+        return selectors.deployment_list(
+            user=self.request.user,
+            cluster_id=filters.validated_data.get("cluster"),
+            organization_id=filters.validated_data.get("organization"),
+            status=filters.validated_data.get("status"),
+        )
+
+    def get_serializer_class(self) -> type[serializers.Serializer]:
+        return DeploymentCreateSerializer if self.action == "create" else DeploymentSerializer
+
+    def get_serializer(self, *args, **kwargs):
+        serializer = super().get_serializer(*args, **kwargs)
+        if "cluster" in serializer.fields and not getattr(self, "swagger_fake_view", False):
+            serializer.fields["cluster"].queryset = Cluster.objects.visible_to(self.request.user)
+        return serializer
+
+    def organization_id_of(self, deployment: Deployment) -> int:
+        return deployment.cluster.organization_id
+
+    @extend_schema(
+        summary="Submit a deployment (owner, admin, developer)",
+        description="Starts `pending` when it has unmet dependencies, else `queued`; the "
+        "scheduling pass it triggers may start it at once (in the embedded setup, the answer "
+        "already shows that). A request larger than the cluster's capacity is 400, and so is "
+        "an unknown, foreign or already impossible dependency. `depends_on` items are ids "
+        "(condition `succeeded`) or objects `{deployment, condition}`; the answer shows objects.",
+        request=DeploymentCreateSerializer,
+        responses={
+            201: DeploymentSerializer,
+            400: OpenApiResponse(description="Field errors."),
+            **FORBIDDEN,
+        },
+    )
+    def create(self, request: Request) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        cluster = data["cluster"]
+        require_org_permission(request, cluster.organization_id, "deployments.add_deployment")
+        spec = DeploymentSpec(
+            name=data["name"],
+            image=data["image"],
+            resources=data["resources"],
+            priority=data["priority"],
+            preemptible=data["preemptible"],
+            depends_on=tuple(data["depends_on"]),
+        )
+        deployment = services.deployment_create(actor=request.user, cluster=cluster, spec=spec)
+        fresh = self.get_queryset().get(pk=deployment.pk)
+        return Response(DeploymentSerializer(fresh).data, status=status.HTTP_201_CREATED)
+
+    def _act(self, request: Request, action: Action) -> Response:
+        deployment = self.get_object()
+        organization_id = deployment.cluster.organization_id
+        permissions = org_permissions(request, organization_id)
+        own = deployment.created_by_id == request.user.pk
+        if "deployments.change_deployment" not in permissions:
+            require_org_permission(request, organization_id, "deployments.add_deployment")
+            if not own:
+                require_org_permission(request, organization_id, "deployments.change_deployment")
+        services.deployment_act(actor=request.user, deployment_id=deployment.pk, action=action)
+        return Response(DeploymentSerializer(self.get_queryset().get(pk=deployment.pk)).data)
+
+    @_act_schema("complete", "running")
+    @action(detail=True, methods=["post"])
+    def complete(self, request: Request, pk: str) -> Response:
+        return self._act(request, Action.COMPLETE)
+
+    @_act_schema("fail", "running")
+    @action(detail=True, methods=["post"])
+    def fail(self, request: Request, pk: str) -> Response:
+        return self._act(request, Action.FAIL)
+
+    @_act_schema("cancel", "pending, queued and running")
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str) -> Response:
+        return self._act(request, Action.CANCEL)
+
+    @extend_schema(
+        summary="The deployment's status changes, oldest first",
+        description="Each with its reason (a preemption names the preemptor, a start what "
+        "made room) and its actor (null: the scheduler).",
+        responses={200: DeploymentEventSerializer(many=True), **NOT_FOUND},
+    )
+    @action(detail=True, methods=["get"], serializer_class=DeploymentEventSerializer)
+    def events(self, request: Request, pk: str) -> Response:
+        events = selectors.deployment_events(deployment=self.get_object())
+        page = self.paginate_queryset(events)
+        return self.get_paginated_response(DeploymentEventSerializer(page, many=True).data)
+
+    @extend_schema(
+        summary="What waits on this deployment",
+        responses={200: DeploymentSerializer(many=True), **NOT_FOUND},
+    )
+    @action(detail=True, methods=["get"])
+    def dependents(self, request: Request, pk: str) -> Response:
+        dependents = selectors.deployment_dependents(
+            user=request.user, deployment=self.get_object()
+        )
+        page = self.paginate_queryset(dependents)
+        return self.get_paginated_response(DeploymentSerializer(page, many=True).data)

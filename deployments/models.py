@@ -1,0 +1,176 @@
+"""Deployments, their dependencies and their status history."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from clusters.models import Cluster
+from scheduler.allocation import Resources
+
+MAX_PRIORITY = 1_000_000
+
+
+class Status(models.TextChoices):
+    PENDING = "pending"  # waiting for dependencies
+    QUEUED = "queued"  # dependencies met, waiting for resources
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+WAITING = frozenset({Status.PENDING, Status.QUEUED})
+# Rows the scheduler locks and plans over.
+SCHEDULABLE = frozenset({Status.QUEUED, Status.RUNNING})
+FINISHED = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED})
+
+
+class Condition(models.TextChoices):
+    SUCCEEDED = "succeeded"  # the dependency must complete
+    FINISHED = "finished"  # complete, fail or be cancelled
+    FAILED = "failed"  # fail or be cancelled
+
+
+class DeploymentQuerySet(models.QuerySet["Deployment"]):
+    def visible_to(self, user) -> DeploymentQuerySet:
+        if not user.is_authenticated:
+            return self.none()
+        return self.filter(cluster__organization__memberships__user=user)
+
+
+class Deployment(models.Model):
+    """A request to run an image with a resource request on a cluster."""
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="deployments")
+    name = models.CharField(max_length=100)
+    image = models.CharField(max_length=512)
+    cpu = models.BigIntegerField(help_text="Millicores.")
+    ram_mb = models.BigIntegerField()
+    gpu = models.IntegerField()
+    priority = models.IntegerField(default=0)
+    preemptible = models.BooleanField(default=True)
+    status = models.CharField(max_length=16, choices=Status.choices)
+    status_reason = models.TextField(blank=True, default="")
+    preemption_count = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="deployments",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = DeploymentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["cluster", "status"], name="deployment_cluster_status"),
+            models.Index(fields=["status"], name="deployment_status"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=Status.values), name="deployment_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(priority__gte=0, priority__lte=MAX_PRIORITY),
+                name="deployment_priority_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(cpu__gte=0, ram_mb__gte=0, gpu__gte=0),
+                name="deployment_resources_ge_0",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status=Status.RUNNING) | Q(started_at__isnull=False),
+                name="deployment_running_has_started_at",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status=Status.QUEUED) | Q(queued_at__isnull=False),
+                name="deployment_queued_has_queued_at",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} (#{self.pk})"
+
+    @property
+    def resources(self) -> Resources:
+        return Resources(self.cpu, self.ram_mb, self.gpu)
+
+    @property
+    def organization_id(self) -> int:
+        return self.cluster.organization_id
+
+
+class Dependency(models.Model):
+    """`dependent` waits until `dependency` meets `condition`.
+
+    A dependency always has a smaller pk than its dependent (it must exist when the
+    dependent is created), which makes the graph acyclic by construction and gives the
+    lock order for cascades: pk ascending.
+    """
+
+    dependent = models.ForeignKey(
+        Deployment, on_delete=models.CASCADE, related_name="dependency_links"
+    )
+    dependency = models.ForeignKey(
+        Deployment, on_delete=models.CASCADE, related_name="dependent_links"
+    )
+    condition = models.CharField(max_length=16, choices=Condition.choices)
+
+    class Meta:
+        ordering = ["dependent_id", "dependency_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["dependent", "dependency"], name="dependency_unique_pair"
+            ),
+            models.CheckConstraint(
+                condition=Q(dependency__lt=models.F("dependent")),
+                name="dependency_precedes_dependent",
+            ),
+            models.CheckConstraint(
+                condition=Q(condition__in=Condition.values), name="dependency_condition_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.dependent_id} waits for {self.dependency_id} to be {self.condition}"
+
+
+class DeploymentEvent(models.Model):
+    """One status change of a deployment, with who or what caused it."""
+
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="events")
+    at = models.DateTimeField()
+    from_status = models.CharField(max_length=16, choices=Status.choices, blank=True)
+    to_status = models.CharField(max_length=16, choices=Status.choices)
+    reason = models.TextField()
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        help_text="The user who acted; empty when the scheduler did.",
+    )
+    related_deployment = models.ForeignKey(
+        Deployment,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The preemptor, the victim, or the dependency this change is about.",
+    )
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["deployment", "at"], name="event_deployment_at")]
+
+    def __str__(self) -> str:
+        return f"{self.deployment_id}: {self.from_status or 'new'} -> {self.to_status}"

@@ -1,0 +1,373 @@
+"""Writes for deployments: creation, the status transitions, dependency resolution.
+
+Every status change goes through `_transition`, with the explicit transition table
+below; anything else is `InvalidTransition` (409). Locks follow `scheduler.locking`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from clusters.models import Cluster
+from deployments.images import validate_image_reference
+from deployments.models import (
+    FINISHED,
+    Condition,
+    Dependency,
+    Deployment,
+    DeploymentEvent,
+    Status,
+)
+from hypervisor.exceptions import Conflict
+from scheduler.allocation import Resources
+from scheduler.locking import lock_cluster, lock_deployments, retry_on_contention
+from scheduler.triggers import request_schedule
+
+
+class InvalidTransition(Conflict):
+    """The deployment's current status does not allow the action."""
+
+
+class Action(StrEnum):
+    COMPLETE = "complete"
+    FAIL = "fail"
+    CANCEL = "cancel"
+
+
+# What each user action may do: from which statuses, to which status.
+TRANSITIONS: dict[Action, tuple[frozenset[Status], Status]] = {
+    Action.COMPLETE: (frozenset({Status.RUNNING}), Status.COMPLETED),
+    Action.FAIL: (frozenset({Status.RUNNING}), Status.FAILED),
+    Action.CANCEL: (frozenset({Status.PENDING, Status.QUEUED, Status.RUNNING}), Status.CANCELLED),
+}
+_PAST_TENSE = {Action.COMPLETE: "completed", Action.FAIL: "failed", Action.CANCEL: "cancelled"}
+
+
+@dataclass(frozen=True)
+class DependencySpec:
+    deployment_id: int
+    condition: Condition = Condition.SUCCEEDED
+
+
+@dataclass(frozen=True)
+class DeploymentSpec:
+    """What a client asks for; shape already checked by the serializer."""
+
+    name: str
+    image: str
+    resources: Resources
+    priority: int = 0
+    preemptible: bool = True
+    depends_on: tuple[DependencySpec, ...] = ()
+
+
+def condition_met(condition: str, status: str) -> bool:
+    if condition == Condition.SUCCEEDED:
+        return status == Status.COMPLETED
+    if condition == Condition.FINISHED:
+        return status in FINISHED
+    return status in (Status.FAILED, Status.CANCELLED)
+
+
+def condition_impossible(condition: str, status: str) -> bool:
+    """True once `condition` can never be met: every finished status is final."""
+    return status in FINISHED and not condition_met(condition, status)
+
+
+# --- creation ---------------------------------------------------------------------------
+
+
+def deployment_create(
+    *, actor: AbstractBaseUser, cluster: Cluster, spec: DeploymentSpec
+) -> Deployment:
+    """Create a deployment: `pending` until its dependencies are met, else `queued`.
+
+    Raises `ValidationError` for a bad image, a request larger than the cluster, or a
+    dependency that is unknown, in another organization, or already impossible.
+    """
+    _validate_spec(cluster=cluster, spec=spec)
+    return retry_on_contention(lambda: _create(actor=actor, cluster=cluster, spec=spec))
+
+
+def _validate_spec(*, cluster: Cluster, spec: DeploymentSpec) -> None:
+    try:
+        validate_image_reference(spec.image)
+    except ValidationError as error:
+        raise ValidationError({"image": error.messages}) from error
+    if not spec.resources.fits_in(cluster.capacity):
+        short = spec.resources.shortfall(cluster.capacity)
+        dims = [
+            name
+            for name, value in (("cpu", short.cpu), ("ram_mb", short.ram_mb), ("gpu", short.gpu))
+            if value
+        ]
+        raise ValidationError(
+            {
+                "resources": [
+                    f"Exceeds the cluster's capacity in {', '.join(dims)}; it could never run."
+                ]
+            }
+        )
+    ids = [d.deployment_id for d in spec.depends_on]
+    if len(set(ids)) != len(ids):
+        raise ValidationError({"depends_on": ["Each dependency may be listed once."]})
+
+
+def _create(*, actor: AbstractBaseUser, cluster: Cluster, spec: DeploymentSpec) -> Deployment:
+    with transaction.atomic(durable=True):
+        # Lock the dependencies (ascending pk) so none finishes between our check and
+        # our commit: its resolution then waits for us and sees the new dependent.
+        dependencies = {d.pk: d for d in lock_deployments(d.deployment_id for d in spec.depends_on)}
+        unmet = _check_dependencies(cluster=cluster, spec=spec, dependencies=dependencies)
+        now = timezone.now()
+        deployment = Deployment.objects.create(
+            cluster=cluster,
+            name=spec.name,
+            image=spec.image,
+            cpu=spec.resources.cpu,
+            ram_mb=spec.resources.ram_mb,
+            gpu=spec.resources.gpu,
+            priority=spec.priority,
+            preemptible=spec.preemptible,
+            created_by=actor,
+            status=Status.PENDING if unmet else Status.QUEUED,
+            queued_at=None if unmet else now,
+            status_reason=waiting_for_dependencies_reason(unmet) if unmet else "",
+        )
+        Dependency.objects.bulk_create(
+            Dependency(dependent=deployment, dependency_id=d.deployment_id, condition=d.condition)
+            for d in spec.depends_on
+        )
+        _record(deployment, "", deployment.status, "created", now, actor=actor)
+        if not unmet:
+            request_schedule(cluster_id=cluster.pk, cause=f"deployment {deployment.pk} was created")
+    return deployment
+
+
+def _check_dependencies(
+    *, cluster: Cluster, spec: DeploymentSpec, dependencies: dict[int, Deployment]
+) -> list[tuple[Deployment, str]]:
+    """Validate each dependency; return those not yet met, with their condition."""
+    unmet = []
+    for item in spec.depends_on:
+        other = dependencies.get(item.deployment_id)
+        # A foreign deployment gets the same answer as a missing one: no existence leak.
+        if other is None or other.cluster.organization_id != cluster.organization_id:
+            raise ValidationError(
+                {"depends_on": [f"Deployment {item.deployment_id} does not exist."]}
+            )
+        if condition_impossible(item.condition, other.status):
+            raise ValidationError(
+                {
+                    "depends_on": [
+                        f"Deployment {other.pk} is {other.status}: the condition "
+                        f"'{item.condition}' can never be met."
+                    ]
+                }
+            )
+        if not condition_met(item.condition, other.status):
+            unmet.append((other, item.condition))
+    return unmet
+
+
+def waiting_for_dependencies_reason(unmet: Iterable[tuple[Deployment, str]]) -> str:
+    verbs = {
+        Condition.SUCCEEDED: "to succeed",
+        Condition.FINISHED: "to finish",
+        Condition.FAILED: "to fail or be cancelled",
+    }
+    parts = [f"deployment {d.pk} ({d.status}) {verbs[Condition(c)]}" for d, c in unmet]
+    return "waiting for " + "; ".join(parts)
+
+
+# --- user actions -----------------------------------------------------------------------
+
+
+def deployment_act(*, actor: AbstractBaseUser, deployment_id: int, action: Action) -> Deployment:
+    """Complete, fail or cancel a deployment; 409 when its status does not allow it."""
+    return retry_on_contention(
+        lambda: _act(actor=actor, deployment_id=deployment_id, action=action)
+    )
+
+
+def _act(*, actor: AbstractBaseUser, deployment_id: int, action: Action) -> Deployment:
+    allowed, target = TRANSITIONS[action]
+    cluster_id = Deployment.objects.values_list("cluster_id", flat=True).get(pk=deployment_id)
+    with transaction.atomic(durable=True):
+        cluster = lock_cluster(cluster_id)  # lock order step 1: allocation may change
+        locked = lock_deployments([deployment_id])  # step 2
+        if cluster is None or not locked:
+            raise Deployment.DoesNotExist("The deployment no longer exists.")
+        [deployment] = locked
+        if deployment.status not in allowed:
+            raise InvalidTransition(
+                f"Cannot {action} a deployment that is {deployment.status}; "
+                f"{action} applies to {', '.join(sorted(allowed))}."
+            )
+        was_running = deployment.status == Status.RUNNING
+        reason = f"{_PAST_TENSE[action]} by {actor.get_username()}"
+        _transition(deployment, target, reason, actor=actor)
+        if was_running:
+            cluster.set_allocated(cluster.allocated - deployment.resources)
+            cluster.save(update_fields=["allocated_cpu", "allocated_ram_mb", "allocated_gpu"])
+        resolve_dependents(finished_ids=[deployment.pk])
+        request_schedule(
+            cluster_id=cluster_id, cause=f"deployment {deployment.pk} {_PAST_TENSE[action]}"
+        )
+    return deployment
+
+
+def _transition(
+    deployment: Deployment,
+    target: Status,
+    reason: str,
+    *,
+    actor: AbstractBaseUser | None = None,
+    related: Deployment | None = None,
+) -> None:
+    now = timezone.now()
+    previous = deployment.status
+    deployment.status = target
+    deployment.status_reason = reason
+    if target in FINISHED:
+        deployment.finished_at = now
+    if target == Status.QUEUED:
+        deployment.queued_at = now
+    deployment.save(
+        update_fields=["status", "status_reason", "finished_at", "queued_at", "updated_at"]
+    )
+    _record(deployment, previous, target, reason, now, actor=actor, related=related)
+
+
+def _record(
+    deployment: Deployment,
+    from_status: str,
+    to_status: str,
+    reason: str,
+    at: datetime,
+    *,
+    actor: AbstractBaseUser | None = None,
+    related: Deployment | None = None,
+) -> None:
+    DeploymentEvent.objects.create(
+        deployment=deployment,
+        at=at,
+        from_status=from_status,
+        to_status=to_status,
+        reason=reason,
+        actor=actor,
+        related_deployment=related,
+    )
+
+
+# --- dependency resolution --------------------------------------------------------------
+
+
+def resolve_dependents(*, finished_ids: Iterable[int]) -> None:
+    """Settle the pending deployments that wait, directly or transitively, on `finished_ids`.
+
+    Must run inside the transaction that finished them. The whole affected set is
+    locked in ascending pk order (dependents always have larger pks than what they wait
+    for), then settled in that order, which is a topological order: a dependent whose
+    condition became impossible is cancelled (naming the dependency), one whose
+    conditions are all met is queued, and the effect flows on to its own dependents.
+    """
+    closure = _lock_pending_closure(set(finished_ids))
+    if not closure:
+        return
+    statuses = _dependency_statuses(closure)
+    clusters_to_schedule: set[int] = set()
+    for deployment in closure:  # ascending pk: dependencies are settled first
+        links = statuses[deployment.pk]
+        blocking = [(dep, c) for dep, c in links if condition_impossible(c, dep.status)]
+        if blocking:
+            dep, c = blocking[0]
+            reason = (
+                f"cancelled: its dependency deployment {dep.pk} ({dep.name}) is {dep.status}, "
+                f"so the condition '{c}' can never be met"
+            )
+            _transition(deployment, Status.CANCELLED, reason, related=dep)
+        elif all(condition_met(c, dep.status) for dep, c in links):
+            _transition(deployment, Status.QUEUED, "dependencies met; waiting for resources")
+            clusters_to_schedule.add(deployment.cluster_id)
+        else:
+            unmet = [(dep, c) for dep, c in links if not condition_met(c, dep.status)]
+            deployment.status_reason = waiting_for_dependencies_reason(unmet)
+            deployment.save(update_fields=["status_reason", "updated_at"])
+    for cluster_id in sorted(clusters_to_schedule):
+        request_schedule(cluster_id=cluster_id, cause="dependencies were met")
+
+
+def _pending_dependents(ids: set[int]) -> set[int]:
+    """Every pending deployment that waits, directly or transitively, on one of `ids`."""
+    found: set[int] = set()
+    frontier = ids
+    while frontier:
+        frontier = (
+            set(
+                Dependency.objects.filter(
+                    dependency_id__in=frontier, dependent__status=Status.PENDING
+                ).values_list("dependent_id", flat=True)
+            )
+            - found
+        )
+        found |= frontier
+    return found
+
+
+def _lock_pending_closure(finished: set[int]) -> list[Deployment]:
+    """Lock the pending closure; re-read it under the locks until it stops growing.
+
+    A deployment created concurrently has a larger pk than every row already locked,
+    so locking the newcomers afterwards still follows ascending pk order.
+    """
+    locked: dict[int, Deployment] = {}
+    while True:
+        wanted = _pending_dependents(finished) - locked.keys()
+        if not wanted:
+            break
+        locked.update({d.pk: d for d in lock_deployments(wanted)})
+    return sorted((d for d in locked.values() if d.status == Status.PENDING), key=lambda d: d.pk)
+
+
+def _dependency_statuses(
+    closure: list[Deployment],
+) -> dict[int, list[tuple[Deployment, str]]]:
+    """For each deployment of the closure, its dependencies (live objects) and conditions.
+
+    Members of the closure are the same objects as in `closure`, so a status set while
+    settling one is seen by those that wait on it.
+    """
+    members = {d.pk: d for d in closure}
+    links = list(Dependency.objects.filter(dependent_id__in=members).select_related("dependency"))
+    result: dict[int, list[tuple[Deployment, str]]] = {pk: [] for pk in members}
+    for link in links:
+        dependency = members.get(link.dependency_id, link.dependency)
+        result[link.dependent_id].append((dependency, link.condition))
+    return result
+
+
+def dependencies_resolve_all() -> None:
+    """Safety net: settle every pending deployment whose dependency has finished."""
+    finished = sorted(
+        set(
+            Dependency.objects.filter(
+                dependent__status=Status.PENDING, dependency__status__in=FINISHED
+            ).values_list("dependency_id", flat=True)
+        )
+    )
+    for pk in finished:
+        retry_on_contention(lambda pk=pk: _resolve_in_transaction(pk))
+
+
+def _resolve_in_transaction(finished_id: int) -> None:
+    with transaction.atomic(durable=True):
+        resolve_dependents(finished_ids=[finished_id])

@@ -1,0 +1,50 @@
+"""Reads that ask the planner: the queue of a cluster, as the scheduler will consider it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.utils import timezone
+
+from clusters.models import Cluster
+from deployments.models import Deployment, Status
+from scheduler import allocation
+from scheduler.services import snapshot_of
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    position: int
+    deployment: Deployment
+    reason: str
+    reserved: bool
+
+
+def cluster_queue(*, cluster: Cluster) -> list[QueueItem]:
+    """Every waiting deployment of the cluster in the order the scheduler considers them.
+
+    Queued deployments come from the same planner that schedules (a plan over the
+    current state; after a pass it starts nothing, so its queue is the queue). Pending
+    ones follow, by priority then age: they enter the planner's order when their
+    dependencies are met.
+    """
+    rows = list(
+        Deployment.objects.filter(
+            cluster=cluster, status__in=[Status.QUEUED, Status.RUNNING, Status.PENDING]
+        ).order_by("pk")
+    )
+    schedulable = [d for d in rows if d.status != Status.PENDING]
+    plan = allocation.plan(snapshot_of(cluster, schedulable, now=timezone.now()))
+    by_id = {d.pk: d for d in rows}
+    items = [
+        QueueItem(entry.position, by_id[entry.deployment_id], entry.reason, entry.reserved)
+        for entry in plan.queue
+        if by_id[entry.deployment_id].status == Status.QUEUED
+    ]
+    pending = sorted(
+        (d for d in rows if d.status == Status.PENDING), key=lambda d: (-d.priority, d.pk)
+    )
+    items += [
+        QueueItem(len(items) + i, d, d.status_reason, False) for i, d in enumerate(pending, 1)
+    ]
+    return items
