@@ -1,7 +1,20 @@
+import functools
+
 import factory
 from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
 
 PASSWORD = "correct-horse-battery-staple"
+
+
+@functools.cache
+def _hashed(raw_password: str) -> str:
+    """A real hash of `raw_password`, computed once per test run.
+
+    The production hasher is slow on purpose (~0.3 s); test users share the hash of the
+    same password, so logging in still runs the real check.
+    """
+    return make_password(raw_password)
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -12,4 +25,4 @@ class UserFactory(factory.django.DjangoModelFactory):
 
     username = factory.Sequence(lambda n: f"user{n}")
     email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
-    password = factory.django.Password(PASSWORD)
+    password = factory.django.Password(PASSWORD, transform=_hashed)
