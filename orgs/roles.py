@@ -7,6 +7,7 @@ permissions), so a database flushed by tests or restored from an old dump gets t
 
 from __future__ import annotations
 
+from django.apps import apps as global_apps
 from django.apps.registry import Apps
 from django.contrib.auth.management import create_permissions
 
@@ -41,9 +42,12 @@ def sync_role_groups(apps: Apps) -> None:
     them first so that the groups can be filled on a fresh or flushed database.
     """
     for app_config in apps.get_app_configs():
-        app_config.models_module = True
+        # Migration-state app configs have no models module, and create_permissions
+        # skips those; lend one for the call and put back what was there.
+        models_module = getattr(app_config, "models_module", None)
+        app_config.models_module = models_module or True
         create_permissions(app_config, apps=apps, verbosity=0)
-        app_config.models_module = None
+        app_config.models_module = models_module
     Group = apps.get_model("auth", "Group")
     Permission = apps.get_model("auth", "Permission")
     for role, perms in ROLE_PERMISSIONS.items():
@@ -57,7 +61,7 @@ def sync_role_groups(apps: Apps) -> None:
         group.permissions.set(wanted)
 
 
-def sync_role_groups_after_migrate(sender, apps: Apps, **kwargs) -> None:
-    """`post_migrate` receiver; runs once, after the last of our apps has migrated."""
-    if sender.name == "orgs":
-        sync_role_groups(apps)
+def sync_role_groups_after_migrate(sender, apps: Apps = global_apps, **kwargs) -> None:
+    """`post_migrate` receiver (connected for the orgs app). `flush` sends the signal
+    without `apps`: the live registry serves then."""
+    sync_role_groups(apps)
