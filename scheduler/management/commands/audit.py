@@ -1,0 +1,26 @@
+"""`manage.py audit [--cluster ID ...]`: check API.md's guarantees against the database."""
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from scheduler.audit import audit
+
+
+class Command(BaseCommand):
+    help = (
+        "Check every scheduler guarantee of API.md against the database and print each "
+        "violation. Exit code 1 if there is any. Read-only."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--cluster", type=int, action="append", help="Only this cluster (repeatable)."
+        )
+
+    def handle(self, *args, cluster: list[int] | None, **options) -> None:
+        violations = audit(cluster_ids=cluster)
+        for violation in violations:
+            self.stdout.write(str(violation))
+        if violations:
+            self.stderr.write(f"audit: {len(violations)} violation(s)")
+            raise SystemExit(1)
+        self.stdout.write("audit: clean (every guarantee holds)")
