@@ -44,9 +44,12 @@ INSTALLED_APPS = [
     "clusters",
     "deployments",
     "scheduler",
+    "ops",
 ]
 
 MIDDLEWARE = [
+    # First: the request id spans everything below, logs included.
+    "ops.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -163,6 +166,8 @@ SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Probes answer over plain HTTP inside the deployment, whatever the public scheme.
+SECURE_REDIRECT_EXEMPT = [r"^healthz/?$", r"^readyz/?$", r"^metrics/?$"]
 if env.bool("TRUST_X_FORWARDED_PROTO", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
@@ -227,9 +232,23 @@ SPECTACULAR_SETTINGS = {
     "SECURITY": [{"cookieAuth": [], "csrfToken": []}],
 }
 
+# --- Operations: logs and metrics (docs/operations.md) -----------------------------------
+# `/metrics` answers staff users, and `Authorization: Bearer <METRICS_TOKEN>` when set.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# json: one JSON object per line with the request id (ops.logformat); text: for humans.
+LOG_FORMAT = env.str("LOG_FORMAT", default="text" if DEBUG else "json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {
+        "json": {"()": "ops.logformat.JsonFormatter"},
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "text",
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }

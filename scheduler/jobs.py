@@ -8,13 +8,15 @@ from __future__ import annotations
 import django_rq
 
 from clusters.models import Cluster
+from ops.requestid import restored_from_job
 from scheduler.services import PassResult, schedule_cluster
 from scheduler.triggers import PENDING_KEY
 
 
 def schedule_cluster_job(cluster_id: int, cause: str = "") -> dict:
-    django_rq.get_connection("default").delete(PENDING_KEY.format(cluster_id=cluster_id))
-    return _summary(schedule_cluster(cluster_id=cluster_id, cause=cause))
+    with restored_from_job():  # log lines carry the id of the request that asked
+        django_rq.get_connection("default").delete(PENDING_KEY.format(cluster_id=cluster_id))
+        return _summary(schedule_cluster(cluster_id=cluster_id, cause=cause))
 
 
 def safety_net_job() -> list[dict]:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 
 from django.db import transaction
+from django.dispatch import Signal
 from django.utils import timezone
 
 from clusters.models import Cluster
@@ -16,6 +18,10 @@ from scheduler.locking import lock_cluster, lock_schedulable, retry_on_contentio
 
 logger = logging.getLogger(__name__)
 
+# Sent after a pass commits, with `result` (a PassResult) and `seconds` (its duration).
+# `ops` observes it for metrics; the scheduler knows nothing of who listens.
+pass_finished = Signal()
+
 
 @dataclass
 class PassResult:
@@ -25,6 +31,8 @@ class PassResult:
     started: list[int] = field(default_factory=list)
     preempted: list[tuple[int, int]] = field(default_factory=list)  # (victim, preemptor)
     waiting: int = 0
+    # (priority, seconds from queued_at to start) of each deployment started.
+    waits: list[tuple[int, float]] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -76,6 +84,7 @@ def schedule_cluster(*, cluster_id: int, cause: str = "") -> PassResult:
 
 
 def _schedule_cluster_once(*, cluster_id: int, cause: str) -> PassResult:
+    began = time.monotonic()
     # durable: a pass is a top-level action; nesting it in a caller's transaction would
     # hold the cluster lock for the caller's whole transaction and apply before it commits.
     with transaction.atomic(durable=True):
@@ -91,7 +100,9 @@ def _schedule_cluster_once(*, cluster_id: int, cause: str) -> PassResult:
         started=[s.deployment_id for s in plan.starts],
         preempted=[(p.victim_id, p.preemptor_id) for p in plan.preemptions],
         waiting=len(plan.queue),
+        waits=_queue_waits(rows, plan, now=now),
     )
+    pass_finished.send(sender=PassResult, result=result, seconds=time.monotonic() - began)
     if result.changed:
         logger.info(
             "scheduling pass",
@@ -103,6 +114,13 @@ def _schedule_cluster_once(*, cluster_id: int, cause: str) -> PassResult:
             },
         )
     return result
+
+
+def _queue_waits(rows: list[Deployment], plan: Plan, *, now) -> list[tuple[int, float]]:
+    """(priority, seconds since queued_at) of each deployment the plan started."""
+    by_id = {d.pk: d for d in rows}
+    started = [by_id[s.deployment_id] for s in plan.starts]
+    return [(d.priority, (now - d.queued_at).total_seconds()) for d in started]
 
 
 def _start_reason(start: allocation.Start, cause: str) -> str:

@@ -16,6 +16,8 @@ from django.conf import settings
 from django.db import transaction
 from redis.exceptions import RedisError
 
+from ops.requestid import job_meta
+
 logger = logging.getLogger(__name__)
 
 # Set while a pass for the cluster is enqueued and not yet started.
@@ -54,7 +56,10 @@ def _enqueue_merged(*, cluster_id: int, cause: str) -> None:
     # before planning, so a request that arrives during the pass enqueues a new one.
     if connection.set(key, "1", nx=True, ex=PENDING_TTL_SECONDS):
         try:
-            django_rq.get_queue("default").enqueue(schedule_cluster_job, cluster_id, cause)
+            # meta: the request id of whoever asked, so the job's logs carry it too.
+            django_rq.get_queue("default").enqueue(
+                schedule_cluster_job, cluster_id, cause, meta=job_meta()
+            )
         except RedisError:
             connection.delete(key)
             raise
