@@ -17,6 +17,7 @@ On SQLite (the embedded default) row locks do not exist; every transaction there
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable
 from typing import TypeVar
@@ -27,6 +28,7 @@ from clusters.models import Cluster
 from deployments.models import Deployment, Status
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 # PostgreSQL error codes that mean "another transaction was in the way; try again".
 RETRYABLE_PGCODES = frozenset({"40P01", "40001", "55P03"})  # deadlock, serialization, lock timeout
@@ -84,7 +86,9 @@ def retry_on_contention(fn: Callable[[], T], *, attempts: int = 5) -> T:
         try:
             return fn()
         except OperationalError as error:
-            if _pgcode(error) not in RETRYABLE_PGCODES or attempt == attempts - 1:
+            code = _pgcode(error)
+            if code not in RETRYABLE_PGCODES or attempt == attempts - 1:
                 raise
+            logger.warning("retrying after contention", extra={"pgcode": code, "attempt": attempt})
             time.sleep(0.05 * (2**attempt))
     raise AssertionError("unreachable")
