@@ -17,6 +17,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from clusters.models import Cluster
+from deployments.conditions import (
+    condition_impossible,
+    condition_met,
+    waiting_for_dependencies_reason,
+)
 from deployments.images import validate_image_reference
 from deployments.models import (
     FINISHED,
@@ -67,19 +72,6 @@ class DeploymentSpec:
     priority: int = 0
     preemptible: bool = True
     depends_on: tuple[DependencySpec, ...] = ()
-
-
-def condition_met(condition: str, status: str) -> bool:
-    if condition == Condition.SUCCEEDED:
-        return status == Status.COMPLETED
-    if condition == Condition.FINISHED:
-        return status in FINISHED
-    return status in (Status.FAILED, Status.CANCELLED)
-
-
-def condition_impossible(condition: str, status: str) -> bool:
-    """True once `condition` can never be met: every finished status is final."""
-    return status in FINISHED and not condition_met(condition, status)
 
 
 # --- creation ---------------------------------------------------------------------------
@@ -176,16 +168,6 @@ def _check_dependencies(
         if not condition_met(item.condition, other.status):
             unmet.append((other, item.condition))
     return unmet
-
-
-def waiting_for_dependencies_reason(unmet: Iterable[tuple[Deployment, str]]) -> str:
-    verbs = {
-        Condition.SUCCEEDED: "to succeed",
-        Condition.FINISHED: "to finish",
-        Condition.FAILED: "to fail or be cancelled",
-    }
-    parts = [f"deployment {d.pk} ({d.status}) {verbs[Condition(c)]}" for d, c in unmet]
-    return "waiting for " + "; ".join(parts)
 
 
 # --- user actions -----------------------------------------------------------------------
@@ -299,8 +281,7 @@ def resolve_dependents(*, finished_ids: Iterable[int]) -> None:
             _transition(deployment, Status.QUEUED, "dependencies met; waiting for resources")
             clusters_to_schedule.add(deployment.cluster_id)
         else:
-            unmet = [(dep, c) for dep, c in links if not condition_met(c, dep.status)]
-            deployment.status_reason = waiting_for_dependencies_reason(unmet)
+            deployment.status_reason = waiting_for_dependencies_reason(links)
             deployment.save(update_fields=["status_reason", "updated_at"])
     for cluster_id in sorted(clusters_to_schedule):
         request_schedule(cluster_id=cluster_id, cause="dependencies were met")

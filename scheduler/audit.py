@@ -21,8 +21,8 @@ from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from clusters.models import Cluster
+from deployments.conditions import condition_impossible, condition_met
 from deployments.models import Dependency, Deployment, DeploymentEvent, Status
-from deployments.services import condition_impossible, condition_met
 from scheduler import allocation
 from scheduler.allocation import Resources
 from scheduler.services import snapshot_of

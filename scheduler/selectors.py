@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from django.utils import timezone
 
 from clusters.models import Cluster
+from deployments.conditions import pending_reason
 from deployments.models import Deployment, Status
 from scheduler import allocation
 from scheduler.services import snapshot_of
@@ -31,7 +32,9 @@ def cluster_queue(*, cluster: Cluster) -> list[QueueItem]:
     rows = list(
         Deployment.objects.filter(
             cluster=cluster, status__in=[Status.QUEUED, Status.RUNNING, Status.PENDING]
-        ).order_by("pk")
+        )
+        .prefetch_related("dependency_links__dependency")
+        .order_by("pk")
     )
     schedulable = [d for d in rows if d.status != Status.PENDING]
     plan = allocation.plan(snapshot_of(cluster, schedulable, now=timezone.now()))
@@ -45,6 +48,6 @@ def cluster_queue(*, cluster: Cluster) -> list[QueueItem]:
         (d for d in rows if d.status == Status.PENDING), key=lambda d: (-d.priority, d.pk)
     )
     items += [
-        QueueItem(len(items) + i, d, d.status_reason, False) for i, d in enumerate(pending, 1)
+        QueueItem(len(items) + i, d, pending_reason(d), False) for i, d in enumerate(pending, 1)
     ]
     return items

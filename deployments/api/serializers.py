@@ -2,6 +2,7 @@ from drf_spectacular.utils import OpenApiExample, extend_schema_field, extend_sc
 from rest_framework import serializers
 
 from clusters.api.serializers import ResourcesSerializer
+from deployments.conditions import pending_reason
 from deployments.models import (
     MAX_PRIORITY,
     Condition,
@@ -94,6 +95,7 @@ class DeploymentSerializer(serializers.ModelSerializer):
     preemptible = serializers.BooleanField(default=True)
     image = serializers.CharField(max_length=512, help_text="A Docker/OCI image reference.")
     depends_on = serializers.SerializerMethodField()
+    status_reason = serializers.SerializerMethodField()
     created_by_username = serializers.CharField(
         source="created_by.username", read_only=True, default=None
     )
@@ -133,6 +135,13 @@ class DeploymentSerializer(serializers.ModelSerializer):
             "finished_at",
             "updated_at",
         ]
+
+    @extend_schema_field(serializers.CharField())
+    def get_status_reason(self, deployment: Deployment) -> str:
+        """Why it waits, in words; for a pending one, from its dependencies' live statuses."""
+        if deployment.status == Status.PENDING:
+            return pending_reason(deployment)
+        return deployment.status_reason
 
     @extend_schema_field(DependencyLinkSerializer(many=True))
     def get_depends_on(self, deployment: Deployment) -> list[dict]:

@@ -19,14 +19,13 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 
 from accounts.tests.factories import UserFactory
 from clusters.tests.factories import ClusterFactory
+from deployments.conditions import condition_impossible, condition_met
 from deployments.models import Condition, Dependency, Deployment, DeploymentEvent, Status
 from deployments.services import (
     Action,
     DependencySpec,
     DeploymentSpec,
     InvalidTransition,
-    condition_impossible,
-    condition_met,
     deployment_act,
     deployment_create,
 )

@@ -7,8 +7,8 @@ of violations (empty when all hold), so a failing test says what broke.
 from __future__ import annotations
 
 from clusters.models import Cluster
+from deployments.conditions import condition_met
 from deployments.models import Deployment, Status
-from deployments.services import condition_met
 from scheduler.allocation import Resources
 
 
