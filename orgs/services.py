@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractBaseUser, Group
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 
 from hypervisor.exceptions import Conflict
 from orgs.models import Membership, Organization, Role, new_invite_code
@@ -60,16 +61,28 @@ def organization_delete(*, organization: Organization) -> None:
 
 
 def _ensure_keeps_an_owner(*, target: Membership, new_role: Role | None) -> None:
-    if target.role != Role.OWNER or new_role == Role.OWNER:
+    """Refuse a change that would leave the target's organization without an owner.
+
+    Locks the target's row and the organization's owner rows, in pk order, so that two
+    concurrent demotions cannot both pass. It decides on the locked rows rather than on
+    `target` as the caller read it, which a concurrent promotion may have made stale.
+    The query filters on `group_id`, without joining `auth_group`: FOR UPDATE would lock
+    the joined rows too, and the owner group's row is shared by every organization.
+    """
+    if new_role == Role.OWNER:
         return
-    # Lock the owners' rows so two concurrent demotions cannot both pass this check.
-    owners = list(
-        Membership.objects.owners()
-        .select_for_update()
+    owner_group_id = _role_group(Role.OWNER).pk
+    locked = dict(
+        Membership.objects.select_for_update()
         .filter(organization_id=target.organization_id)
+        .filter(Q(group_id=owner_group_id) | Q(pk=target.pk))
         .order_by("pk")
+        .values_list("pk", "group_id")
     )
-    if len(owners) <= 1:
+    if target.pk not in locked:
+        raise Membership.DoesNotExist("The member is no longer in the organization.")
+    owners = [pk for pk, group_id in locked.items() if group_id == owner_group_id]
+    if owners == [target.pk]:
         raise LastOwnerError("An organization must keep at least one owner.")
 
 
