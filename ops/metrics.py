@@ -11,9 +11,11 @@ take turns on one file instead of leaving a new file per job behind them.
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from prometheus_client import values
 from prometheus_client.core import GaugeMetricFamily
@@ -36,41 +38,60 @@ if MULTIPROC_DIR:
 
 from prometheus_client import Counter, Histogram  # noqa: E402  (after the value class)
 
-PASS_SECONDS = Histogram(
-    "hypervisor_scheduling_pass_seconds",
-    "Duration of a scheduling pass over one cluster (lock, plan, apply, commit).",
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-    registry=None,
-)
-STARTS = Counter(
-    "hypervisor_deployment_starts",
-    "Deployments started by the scheduler.",
-    registry=None,
-)
-PREEMPTIONS = Counter(
-    "hypervisor_deployment_preemptions",
-    "Running deployments preempted (sent back to the queue) by the scheduler.",
-    registry=None,
-)
-QUEUE_WAIT_SECONDS = Histogram(
-    "hypervisor_queue_wait_seconds",
-    "Time from queued_at to start, observed when a deployment starts, per priority.",
-    ["priority"],
-    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600),
-    registry=None,
-)
-PROCESS_LOCAL_METRICS = (PASS_SECONDS, STARTS, PREEMPTIONS, QUEUE_WAIT_SECONDS)
+
+@dataclass(frozen=True)
+class SchedulerMetrics:
+    pass_seconds: Histogram
+    starts: Counter
+    preemptions: Counter
+    queue_wait_seconds: Histogram
+
+    def all(self) -> tuple:
+        return (self.pass_seconds, self.starts, self.preemptions, self.queue_wait_seconds)
+
+
+@functools.cache
+def scheduler_metrics() -> SchedulerMetrics:
+    """Created on first use, so that only processes that run passes (gunicorn workers in
+    the embedded mode, RQ work horses) open files in the multiprocess directory, not
+    every `manage.py` command or health probe."""
+    return SchedulerMetrics(
+        pass_seconds=Histogram(
+            "hypervisor_scheduling_pass_seconds",
+            "Duration of a scheduling pass over one cluster (lock, plan, apply, commit).",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=None,
+        ),
+        starts=Counter(
+            "hypervisor_deployment_starts",
+            "Deployments started by the scheduler.",
+            registry=None,
+        ),
+        preemptions=Counter(
+            "hypervisor_deployment_preemptions",
+            "Running deployments preempted (sent back to the queue) by the scheduler.",
+            registry=None,
+        ),
+        queue_wait_seconds=Histogram(
+            "hypervisor_queue_wait_seconds",
+            "Time from queued_at to start, observed when a deployment starts, per priority.",
+            ["priority"],
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14400),
+            registry=None,
+        ),
+    )
 
 
 def observe_pass(sender, *, result, seconds: float, **kwargs) -> None:
     """Receiver of `scheduler.services.pass_finished`: sent after a pass commits."""
-    PASS_SECONDS.observe(seconds)
+    metrics = scheduler_metrics()
+    metrics.pass_seconds.observe(seconds)
     if result.started:
-        STARTS.inc(len(result.started))
+        metrics.starts.inc(len(result.started))
     if result.preempted:
-        PREEMPTIONS.inc(len(result.preempted))
+        metrics.preemptions.inc(len(result.preempted))
     for priority, waited in result.waits:
-        QUEUE_WAIT_SECONDS.labels(priority=str(priority)).observe(max(0.0, waited))
+        metrics.queue_wait_seconds.labels(priority=str(priority)).observe(max(0.0, waited))
 
 
 class ClusterCollector(Collector):
@@ -112,6 +133,29 @@ class ClusterCollector(Collector):
         yield from (capacity, allocated, running, waiting)
 
 
+class QueueCollector(Collector):
+    """Jobs waiting in each RQ queue (with REDIS_URL): a growing queue means the
+    workers do not keep up. Redis being down is /readyz's business, not a scrape error."""
+
+    def describe(self) -> list:
+        return []
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        import django_rq
+        from django.conf import settings
+        from redis.exceptions import RedisError
+
+        family = GaugeMetricFamily(
+            "hypervisor_rq_queue_jobs", "Jobs waiting in the RQ queue.", labels=["queue"]
+        )
+        for name in settings.RQ_QUEUES:
+            try:
+                family.add_metric([name], django_rq.get_queue(name).count)
+            except RedisError:
+                continue
+        yield family
+
+
 def scrape_registry() -> CollectorRegistry:
     """A registry for one scrape: this host's processes' samples plus the cluster gauges."""
     registry = CollectorRegistry(auto_describe=False)
@@ -120,7 +164,11 @@ def scrape_registry() -> CollectorRegistry:
 
         multiprocess.MultiProcessCollector(registry)
     else:
-        for metric in PROCESS_LOCAL_METRICS:
+        for metric in scheduler_metrics().all():
             registry.register(metric)
     registry.register(ClusterCollector())
+    from django.conf import settings
+
+    if settings.REDIS_URL:
+        registry.register(QueueCollector())
     return registry

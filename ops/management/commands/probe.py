@@ -33,9 +33,7 @@ class Command(BaseCommand):
                 w.last_heartbeat for w in Worker.all(connection=connection) if w.hostname == host
             ]
         else:
-            beats = [
-                s.last_heartbeat() for s in CronScheduler.all(connection) if s.hostname == host
-            ]
+            beats = [s.last_heartbeat for s in CronScheduler.all(connection) if s.hostname == host]
         now = datetime.now(UTC)
         fresh = [b for b in beats if b is not None and now - _aware(b) < FRESH]
         kind = "worker" if worker else "cron scheduler"
