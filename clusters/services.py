@@ -63,6 +63,7 @@ def _update(*, cluster_id: int, changes: ClusterChanges) -> Cluster:
         cluster = lock_cluster(cluster_id)
         if cluster is None:
             raise Cluster.DoesNotExist("The cluster no longer exists.")
+        before = cluster.capacity
         if changes.capacity is not None:
             if not cluster.allocated.fits_in(changes.capacity):
                 raise CapacityError(
@@ -78,10 +79,20 @@ def _update(*, cluster_id: int, changes: ClusterChanges) -> Cluster:
             cluster.policy = changes.policy.value
         if changes.starvation_set:
             cluster.starvation_after_seconds = changes.starvation_after_seconds
+        cause = _change_cause(before=before, after=cluster.capacity, changes=changes)
         cluster.save()
         # Capacity, policy and reservations all change what the planner would do.
-        request_schedule(cluster_id=cluster.pk, cause="a change of the cluster's settings")
+        request_schedule(cluster_id=cluster.pk, cause=cause)
     return cluster
+
+
+def _change_cause(*, before: Resources, after: Resources, changes: ClusterChanges) -> str:
+    """How start events name this change: what made room."""
+    if before.fits_in(after) and before != after:
+        return "a capacity increase of the cluster"
+    if changes.policy is not None or changes.starvation_set:
+        return "a change of the cluster's scheduling settings"
+    return "a change of the cluster"
 
 
 def cluster_ensure_idle(*, cluster: Cluster) -> None:

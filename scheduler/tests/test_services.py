@@ -99,7 +99,7 @@ def test_capacity_increase_starts_waiting_work_and_says_so():
     queued.refresh_from_db()
     assert queued.status == Status.RUNNING
     start = DeploymentEvent.objects.get(deployment=queued, to_status=Status.RUNNING)
-    assert "cluster's settings" in start.reason
+    assert "capacity increase" in start.reason
 
 
 def test_the_database_refuses_over_allocation():
