@@ -6,7 +6,7 @@ from django.db.models import Prefetch
 from django.middleware.csrf import get_token
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import ensure_csrf_cookie
-from django_ratelimit.core import is_ratelimited
+from django_ratelimit.core import get_usage
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny, IsAuthenticated
@@ -31,6 +31,17 @@ BAD_CREDENTIALS = "Unable to log in with the provided credentials."
 
 def _username_key(group: str, request: Request) -> str:
     return str(request.data.get("username", "")).lower()[:150]
+
+
+def _failed_logins_used_up(request: Request, rate: str) -> bool:
+    """True once the username has had its N failed attempts (`rate` = N/period) in this
+    window: every further attempt is refused, right password or not, until it ends.
+
+    Reads the counter without counting; django-ratelimit's own test (count > N) would
+    let an N+1th guess through.
+    """
+    usage = get_usage(request, group="login-failures", key=_username_key, rate=rate)
+    return usage is not None and usage["count"] >= usage["limit"]
 
 
 @extend_schema(tags=["auth"])
@@ -74,12 +85,12 @@ class LoginView(APIView):
         serializer = LoginSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         failures_rate = settings.RATELIMIT_LOGIN_USERNAME
-        if is_ratelimited(request, group="login-failures", key=_username_key, rate=failures_rate):
+        if _failed_logins_used_up(request, failures_rate):
             raise RateLimited(wait=retry_after_seconds(failures_rate))
         user = authenticate(request, **serializer.validated_data)
         if user is None:
             # Only failures count against the username.
-            is_ratelimited(
+            get_usage(
                 request,
                 group="login-failures",
                 key=_username_key,
