@@ -25,6 +25,11 @@ class ResourcesSerializer(serializers.Serializer):
 
     def to_internal_value(self, data) -> Resources:
         values = super().to_internal_value(data)
+        # A partial update (PATCH) skips missing fields, but a vector is always whole.
+        missing = [name for name in self.fields if name not in values]
+        if missing:
+            required = serializers.Field.default_error_messages["required"]
+            raise serializers.ValidationError({name: [required] for name in missing})
         return Resources(int(values["cpu"] * MILLI), values["ram_mb"], values["gpu"])
 
     def to_representation(self, resources: Resources) -> dict:
@@ -90,6 +95,12 @@ class ClusterSerializer(serializers.ModelSerializer):
 class ClusterUpdateSerializer(ClusterSerializer):
     class Meta(ClusterSerializer.Meta):
         read_only_fields = ["id", "organization", "created_at", "updated_at"]
+
+
+class ClusterFilterSerializer(serializers.Serializer):
+    """The list's query parameters: a bad value is 400 naming it, like any field."""
+
+    organization = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
 
 
 class QueueDeploymentSerializer(serializers.Serializer):

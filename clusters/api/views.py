@@ -17,6 +17,7 @@ from rest_framework.response import Response
 
 from clusters import selectors, services
 from clusters.api.serializers import (
+    ClusterFilterSerializer,
     ClusterSerializer,
     ClusterUpdateSerializer,
     QueueEntrySerializer,
@@ -86,16 +87,18 @@ class ClusterViewSet(viewsets.ModelViewSet):
     }
 
     def get_queryset(self) -> QuerySet[Cluster]:
-        organization = self.request.query_params.get("organization")
-        organization_id = int(organization) if organization and organization.isdigit() else None
-        clusters = selectors.cluster_list(user=self.request.user, organization_id=organization_id)
-        if organization is not None and organization_id is None:
-            return clusters.none()
-        return clusters
+        if self.action != "list":
+            return selectors.cluster_list(user=self.request.user)
+        filters = ClusterFilterSerializer(data=self.request.query_params)
+        filters.is_valid(raise_exception=True)
+        return selectors.cluster_list(
+            user=self.request.user, organization_id=filters.validated_data.get("organization")
+        )
 
     def get_serializer(self, *args, **kwargs):
         serializer = super().get_serializer(*args, **kwargs)
-        if "organization" in serializer.fields:
+        # A list (many=True) only reads: it has no writable field to scope.
+        if "organization" in getattr(serializer, "fields", {}):
             serializer.fields["organization"].queryset = Organization.objects.visible_to(
                 self.request.user
             )
