@@ -44,7 +44,8 @@ class DependsOnItemField(serializers.Field):
     """An id (condition `succeeded`) or `{"deployment": id, "condition": ...}`."""
 
     default_error_messages = {
-        "invalid": 'Expected a deployment id or {"deployment": id, "condition": ...}.'
+        # Braces doubled: DRF formats the message with str.format.
+        "invalid": 'Expected a deployment id or {{"deployment": id, "condition": ...}}.'
     }
 
     def to_internal_value(self, data) -> DependencySpec:
@@ -93,7 +94,11 @@ class DeploymentSerializer(serializers.ModelSerializer):
     resources = ResourcesSerializer()
     priority = serializers.IntegerField(min_value=0, max_value=MAX_PRIORITY, default=0)
     preemptible = serializers.BooleanField(default=True)
-    image = serializers.CharField(max_length=512, help_text="A Docker/OCI image reference.")
+    # Not trimmed: " ubuntu" or "ubuntu\n" is not a reference, and saying so beats
+    # silently storing something other than what was sent.
+    image = serializers.CharField(
+        max_length=512, trim_whitespace=False, help_text="A Docker/OCI image reference."
+    )
     depends_on = serializers.SerializerMethodField()
     status_reason = serializers.SerializerMethodField()
     created_by_username = serializers.CharField(

@@ -84,7 +84,9 @@ class DeploymentViewSet(
 
     def get_serializer(self, *args, **kwargs):
         serializer = super().get_serializer(*args, **kwargs)
-        if "cluster" in serializer.fields and not getattr(self, "swagger_fake_view", False):
+        # A list (many=True) only reads: it has no writable field to scope.
+        fields = getattr(serializer, "fields", {})
+        if "cluster" in fields and not getattr(self, "swagger_fake_view", False):
             serializer.fields["cluster"].queryset = Cluster.objects.visible_to(self.request.user)
         return serializer
 
