@@ -5,17 +5,15 @@ Jobs may run twice (a worker killed mid-job is retried): a pass is idempotent.
 
 from __future__ import annotations
 
-import django_rq
-
 from clusters.models import Cluster
 from ops.requestid import restored_from_job
 from scheduler.services import PassResult, schedule_cluster
-from scheduler.triggers import PENDING_KEY
+from scheduler.triggers import PENDING_KEY, redis_connection
 
 
 def schedule_cluster_job(cluster_id: int, cause: str = "") -> dict:
     with restored_from_job():  # log lines carry the id of the request that asked
-        django_rq.get_connection("default").delete(PENDING_KEY.format(cluster_id=cluster_id))
+        redis_connection().delete(PENDING_KEY.format(cluster_id=cluster_id))
         return _summary(schedule_cluster(cluster_id=cluster_id, cause=cause))
 
 

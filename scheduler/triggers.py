@@ -9,6 +9,7 @@ the cluster lock inside someone else's transaction:
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import django_rq
@@ -23,6 +24,13 @@ logger = logging.getLogger(__name__)
 # Set while a pass for the cluster is enqueued and not yet started.
 PENDING_KEY = "hv:schedule-pending:{cluster_id}"
 PENDING_TTL_SECONDS = 300
+
+
+@functools.cache
+def redis_connection():
+    """One client (and connection pool) per process: django_rq's `get_connection` builds a
+    new pool, hence a new TCP connection, on every call. redis-py's pool is fork-safe."""
+    return django_rq.get_connection("default")
 
 
 def request_schedule(*, cluster_id: int, cause: str = "") -> None:
@@ -50,14 +58,14 @@ def dispatch_schedule(*, cluster_id: int, cause: str = "") -> None:
 def _enqueue_merged(*, cluster_id: int, cause: str) -> None:
     from scheduler.jobs import schedule_cluster_job
 
-    connection = django_rq.get_connection("default")
+    connection = redis_connection()
     key = PENDING_KEY.format(cluster_id=cluster_id)
     # NX: only the first request while a job waits enqueues; the job clears the key
     # before planning, so a request that arrives during the pass enqueues a new one.
     if connection.set(key, "1", nx=True, ex=PENDING_TTL_SECONDS):
         try:
             # meta: the request id of whoever asked, so the job's logs carry it too.
-            django_rq.get_queue("default").enqueue(
+            django_rq.get_queue("default", connection=connection).enqueue(
                 schedule_cluster_job, cluster_id, cause, meta=job_meta()
             )
         except RedisError:
