@@ -1,10 +1,22 @@
 """The /api/v1 routes. Every path answers with and without a trailing slash."""
 
-from django.urls import include, path
+from django.http import HttpRequest, JsonResponse
+from django.urls import include, path, re_path
+from django.views.decorators.csrf import csrf_exempt
+
+
+@csrf_exempt  # it changes nothing, whatever the method
+def not_found(request: HttpRequest, unmatched: str = "") -> JsonResponse:
+    """Any other path under /api/v1 (an unknown route, an id too long to be one): the
+    JSON 404 that DRF gives for a missing object, not Django's HTML page."""
+    return JsonResponse({"detail": "Not found."}, status=404)
+
 
 urlpatterns = [
     path("auth/", include("accounts.api.urls")),
     path("", include("orgs.api.urls")),
     path("", include("clusters.api.urls")),
     path("", include("deployments.api.urls")),
+    # Keep last: it answers whatever the routes above do not match.
+    re_path(r"^(?P<unmatched>.*)$", not_found),
 ]
