@@ -1,0 +1,458 @@
+"""Worked examples for the pure planner (no database: plain dataclasses in, a plan out)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from scheduler.allocation import (
+    ClusterSnapshot,
+    Plan,
+    Policy,
+    Preemption,
+    Resources,
+    RunningDeployment,
+    Start,
+    WaitingDeployment,
+    plan,
+)
+
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
+NOW = T0 + timedelta(hours=1)
+
+POLICIES = [Policy.FIFO]
+
+
+def cpu(cores: float, ram_mb: int = 0, gpu: int = 0) -> Resources:
+    return Resources(round(cores * 1000), ram_mb, gpu)
+
+
+def running(
+    id: int,
+    resources: Resources,
+    priority: int = 0,
+    *,
+    preemptible: bool = True,
+    started: int = 0,
+    queued: int | None = None,
+) -> RunningDeployment:
+    """A running deployment started ``started`` seconds after T0."""
+    return RunningDeployment(
+        id=id,
+        resources=resources,
+        priority=priority,
+        preemptible=preemptible,
+        started_at=T0 + timedelta(seconds=started),
+        queued_at=T0 + timedelta(seconds=started if queued is None else queued),
+    )
+
+
+def waiting(id: int, resources: Resources, priority: int = 0, *, queued: int = 0):
+    return WaitingDeployment(
+        id=id,
+        resources=resources,
+        priority=priority,
+        preemptible=True,
+        queued_at=T0 + timedelta(seconds=queued),
+    )
+
+
+def snapshot(
+    capacity: Resources,
+    running_: tuple = (),
+    waiting_: tuple = (),
+    *,
+    policy: Policy = Policy.FIFO,
+    starvation: int | None = None,
+    now: datetime = NOW,
+) -> ClusterSnapshot:
+    return ClusterSnapshot(
+        capacity=capacity,
+        running=tuple(running_),
+        waiting=tuple(waiting_),
+        now=now,
+        policy=policy,
+        starvation_after_seconds=starvation,
+    )
+
+
+def started_ids(result: Plan) -> list[int]:
+    return [s.deployment_id for s in result.starts]
+
+
+def queue_ids(result: Plan) -> list[int]:
+    return [e.deployment_id for e in result.queue]
+
+
+def reason_of(result: Plan, deployment_id: int) -> str:
+    return next(e.reason for e in result.queue if e.deployment_id == deployment_id)
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_empty_cluster_starts_what_fits_in_queue_order(policy: Policy) -> None:
+    result = plan(
+        snapshot(
+            cpu(4, 8192),
+            waiting_=(
+                waiting(1, cpu(2, 4096), queued=1),
+                waiting(2, cpu(2, 4096), queued=2),
+                waiting(3, cpu(2, 4096), queued=3),
+            ),
+            policy=policy,
+        )
+    )
+    assert started_ids(result) == [1, 2]
+    assert result.preemptions == ()
+    assert [(e.deployment_id, e.position) for e in result.queue] == [(3, 1)]
+    assert reason_of(result, 3) == (
+        "needs 2 CPU, 0 CPU free; non-preemptible or equal- or higher-priority work holds "
+        "4 CPU of 4 CPU; needs 4096 MiB, 0 MiB free; non-preemptible or equal- or "
+        "higher-priority work holds 8192 MiB of 8192 MiB"
+    )
+
+
+def test_backfill_lets_a_later_smaller_deployment_start() -> None:
+    result = plan(
+        snapshot(
+            cpu(4),
+            running_=(running(1, cpu(2)),),
+            waiting_=(waiting(2, cpu(3), queued=1), waiting(3, cpu(1), queued=2)),
+        )
+    )
+    assert started_ids(result) == [3]
+    assert queue_ids(result) == [2]
+
+
+def test_priority_then_queue_time_then_id() -> None:
+    result = plan(
+        snapshot(
+            cpu(2),
+            waiting_=(
+                waiting(5, cpu(1), priority=0, queued=0),
+                waiting(4, cpu(1), priority=1, queued=9),
+                waiting(3, cpu(1), priority=1, queued=5),
+                waiting(2, cpu(1), priority=1, queued=5),
+            ),
+        )
+    )
+    assert started_ids(result) == [2, 3]
+    assert queue_ids(result) == [4, 5]
+
+
+def test_worked_preemption_two_victims_needed_one_pruned() -> None:
+    """Candidates in preference order: 1 (priority 1), then 2 (priority 2, started last),
+    then 3 (priority 2, started first). Deployment 10 needs 8 CPU with none free: the
+    shortest prefix that makes room is 1, 2, 3 (9 CPU); the reverse pass keeps 3 and 2
+    (without either, 5 CPU is too little) and drops 1 (2 and 3 free 8 CPU on their own).
+    Deployment 4 is non-preemptible and is never touched. Had 1 been preempted too, 5
+    (same priority, ahead of 1 in the queue) would have taken its core."""
+    result = plan(
+        snapshot(
+            cpu(10),
+            running_=(
+                running(1, cpu(1), priority=1, started=30),
+                running(2, cpu(4), priority=2, started=20),
+                running(3, cpu(4), priority=2, started=10),
+                running(4, cpu(1), priority=3, preemptible=False),
+            ),
+            waiting_=(waiting(10, cpu(8), priority=5), waiting(5, cpu(1), priority=1)),
+        )
+    )
+    assert result.starts == (Start(10, preempted=(2, 3)),)
+    assert result.preemptions == (Preemption(2, 10), Preemption(3, 10))
+    # Victims go back to the queue at their original place (queued at 10 s and 20 s).
+    assert queue_ids(result) == [3, 2, 5]
+    assert reason_of(result, 2) == (
+        "needs 4 CPU, 0 CPU free; 1 CPU more could be freed by preempting lower-priority "
+        "work, still 3 CPU short"
+    )
+
+
+def test_most_recently_started_is_preempted_first_among_equals() -> None:
+    result = plan(
+        snapshot(
+            cpu(4),
+            running_=(
+                running(1, cpu(2), priority=1, started=10),
+                running(2, cpu(2), priority=1, started=20),
+            ),
+            waiting_=(waiting(10, cpu(2), priority=2),),
+        )
+    )
+    assert result.starts == (Start(10, preempted=(2,)),)
+
+
+def test_no_preemption_when_the_preemptor_still_would_not_fit() -> None:
+    result = plan(
+        snapshot(
+            cpu(8),
+            running_=(
+                running(1, cpu(2), priority=1),
+                running(2, cpu(6), priority=3, preemptible=False),
+            ),
+            waiting_=(waiting(10, cpu(4), priority=2),),
+        )
+    )
+    assert result.starts == () and result.preemptions == ()
+    assert reason_of(result, 10) == (
+        "needs 4 CPU, 0 CPU free; 2 CPU more could be freed by preempting lower-priority "
+        "work, still 2 CPU short"
+    )
+
+
+def test_equal_priority_and_non_preemptible_work_is_never_preempted() -> None:
+    result = plan(
+        snapshot(
+            cpu(4),
+            running_=(
+                running(1, cpu(2), priority=5),
+                running(2, cpu(2), priority=1, preemptible=False),
+            ),
+            waiting_=(waiting(10, cpu(2), priority=5),),
+        )
+    )
+    assert not result.changed
+
+
+def test_victims_are_reconsidered_in_the_same_plan() -> None:
+    """Deployment 10 preempts 1 (8 GB of RAM); 1 goes back to the queue, and the smaller
+    deployment 2 that waited behind it now fits in what 10 left."""
+    result = plan(
+        snapshot(
+            cpu(4, 8192),
+            running_=(running(1, cpu(2, 8192), priority=1),),
+            waiting_=(
+                waiting(10, cpu(1, 4096), priority=5),
+                waiting(2, cpu(1, 4096), priority=1, queued=100),
+            ),
+        )
+    )
+    assert result.starts == (Start(10, preempted=(1,)), Start(2))
+    assert queue_ids(result) == [1]
+
+
+def test_plan_is_net_when_a_victim_comes_back() -> None:
+    """10 preempts 1 (lowest priority); then 11 preempts 2, whose room lets 1 run again.
+    Net, 1 never stopped: it is neither started nor preempted, and only 2 is a victim."""
+    result = plan(
+        snapshot(
+            cpu(10, 10),
+            running_=(
+                running(1, cpu(4, 4), priority=5),
+                running(2, cpu(6, 6), priority=6),
+            ),
+            waiting_=(
+                waiting(10, cpu(4, 4), priority=10),
+                waiting(11, cpu(2, 2), priority=8),
+            ),
+        )
+    )
+    assert result.starts == (Start(10), Start(11, preempted=(2,)))
+    assert result.preemptions == (Preemption(2, 11),)
+    assert queue_ids(result) == [2]
+
+
+def test_request_larger_than_the_cluster_waits_with_its_reason() -> None:
+    result = plan(snapshot(cpu(8, 1024), waiting_=(waiting(1, cpu(16, 512, gpu=1)),)))
+    assert reason_of(result, 1) == (
+        "request exceeds the cluster's capacity (needs 16 CPU, capacity 8 CPU; "
+        "needs 1 GPU, capacity 0 GPU)"
+    )
+
+
+def test_fractional_cpu_and_gpu_reason() -> None:
+    result = plan(
+        snapshot(
+            Resources(2500, 4096, 2),
+            running_=(
+                running(1, Resources(500, 0, 1), priority=0),
+                running(2, Resources(1500, 0, 1), priority=9, preemptible=False),
+            ),
+            waiting_=(waiting(3, Resources(750, 4096, 2), priority=1),),
+        )
+    )
+    assert reason_of(result, 3) == (
+        "needs 2 GPU, 0 GPU free; 1 GPU more could be freed by preempting lower-priority "
+        "work, still 1 GPU short"
+    )
+
+
+def test_zero_request_always_fits() -> None:
+    result = plan(snapshot(Resources(0, 0, 0), waiting_=(waiting(1, Resources()),)))
+    assert started_ids(result) == [1]
+
+
+# -- starvation and reservations ------------------------------------------------------
+
+
+def test_starving_deployment_is_considered_first_in_its_priority() -> None:
+    result = plan(
+        snapshot(
+            cpu(4),
+            running_=(running(1, cpu(3), priority=0),),
+            waiting_=(
+                waiting(2, cpu(1), priority=0, queued=3000),
+                waiting(3, cpu(1), priority=0, queued=3500),
+                waiting(4, cpu(2), priority=0, queued=0),  # waiting 3600 s > 600 s
+            ),
+            starvation=600,
+        )
+    )
+    assert result.starts == ()
+    entries = {e.deployment_id: e for e in result.queue}
+    assert queue_ids(result) == [4, 2, 3]
+    assert entries[4].reserved and not entries[2].reserved
+    assert entries[4].reason == (
+        "reserved: waiting longer than 600 s; no equal- or lower-priority deployment may "
+        "start in the room it needs; needs 2 CPU, 1 CPU free; non-preemptible or equal- "
+        "or higher-priority work holds 3 CPU of 4 CPU"
+    )
+    assert entries[2].reason == (
+        "held back: the room it needs is reserved for deployment 4 (waiting longer than 600 s)"
+    )
+
+
+def test_reservation_does_not_hold_back_higher_priority_work() -> None:
+    result = plan(
+        snapshot(
+            cpu(4),
+            running_=(running(1, cpu(3), priority=5, preemptible=False),),
+            waiting_=(
+                waiting(2, cpu(2), priority=0, queued=0),  # starving, cannot start
+                waiting(3, cpu(1), priority=1, queued=3000),  # higher: not affected
+                waiting(4, cpu(1), priority=0, queued=3000),  # equal: held back
+            ),
+            starvation=600,
+        )
+    )
+    assert started_ids(result) == [3]
+    assert queue_ids(result) == [2, 4]
+
+
+def test_reservations_stack_and_are_clamped_to_the_free_room() -> None:
+    """Two starving deployments each hold what is free when they are met: 5 reserves the
+    one free GPU; 6 finds none left to hold, yet 7 (equal priority) may not start."""
+    result = plan(
+        snapshot(
+            Resources(4000, 0, 2),
+            running_=(running(1, Resources(1000, 0, 1), priority=9, preemptible=False),),
+            waiting_=(
+                waiting(5, Resources(0, 0, 2), queued=0),
+                waiting(6, Resources(0, 0, 2), queued=1),
+                waiting(7, Resources(0, 0, 1), queued=3000),
+                waiting(8, Resources(1000, 0, 0), queued=3000),  # CPU only: not held back
+            ),
+            starvation=600,
+        )
+    )
+    assert started_ids(result) == [8]
+    assert [(e.deployment_id, e.reserved) for e in result.queue] == [
+        (5, True),
+        (6, True),
+        (7, False),
+    ]
+    assert reason_of(result, 7) == (
+        "held back: the room it needs is reserved for deployment 5 (waiting longer than 600 s)"
+    )
+
+
+def test_starving_deployment_may_still_preempt_lower_priority_work() -> None:
+    result = plan(
+        snapshot(
+            cpu(4),
+            running_=(running(1, cpu(4), priority=0),),
+            waiting_=(waiting(2, cpu(4), priority=1, queued=0),),
+            starvation=60,
+        )
+    )
+    assert result.starts == (Start(2, preempted=(1,)),)
+
+
+def test_impossible_request_holds_no_reservation() -> None:
+    """A request beyond capacity can never start: reserving room for it would idle the
+    cluster for ever, so it does not."""
+    result = plan(
+        snapshot(
+            cpu(4),
+            waiting_=(waiting(1, cpu(8), queued=0), waiting(2, cpu(1), queued=3000)),
+            starvation=60,
+        )
+    )
+    assert started_ids(result) == [2]
+    assert not result.queue[0].reserved
+
+
+class _Cluster:
+    """A tiny simulated cluster: plan, apply the plan, let time pass, let work finish."""
+
+    def __init__(self, capacity: Resources, starvation: int | None) -> None:
+        self.capacity, self.starvation = capacity, starvation
+        self.running: dict[int, tuple[RunningDeployment, datetime]] = {}  # (row, ends at)
+        self.waiting: dict[int, tuple[WaitingDeployment, timedelta]] = {}  # (row, runs for)
+        self.started_at: dict[int, datetime] = {}
+
+    def submit(self, deployment: WaitingDeployment, runs_for: timedelta) -> None:
+        self.waiting[deployment.id] = (deployment, runs_for)
+
+    def tick(self, now: datetime) -> None:
+        for id_, (_, ends) in list(self.running.items()):
+            if ends <= now:
+                del self.running[id_]
+        result = plan(
+            ClusterSnapshot(
+                capacity=self.capacity,
+                running=tuple(r for r, _ in self.running.values()),
+                waiting=tuple(w for w, _ in self.waiting.values()),
+                now=now,
+                starvation_after_seconds=self.starvation,
+            )
+        )
+        assert result.preemptions == ()  # one priority: nothing may be preempted
+        for start in result.starts:
+            row, runs_for = self.waiting.pop(start.deployment_id)
+            self.started_at[row.id] = now
+            self.running[row.id] = (
+                RunningDeployment(
+                    row.id, row.resources, row.priority, True, now, queued_at=row.queued_at
+                ),
+                now + runs_for,
+            )
+
+
+@pytest.mark.parametrize(("starvation", "starts_at"), [(600, 1000), (None, None)])
+def test_large_deployment_among_a_stream_of_small_ones(
+    starvation: int | None, starts_at: int | None
+) -> None:
+    """A 4-CPU deployment (queued at 50 s) waits behind a steady stream of 1-CPU ones of
+    its priority: one arrives every 100 s and runs 400 s, so one core frees every 100 s
+    and the next small one backfills it. Without protection that goes on for ever. With
+    a 600 s reservation, from 700 s (its first pass after 650 s) no small one may take a
+    freed core; the last small ones, started at 600 s, end at 1000 s, and it starts."""
+    cluster = _Cluster(cpu(4), starvation)
+    second = timedelta(seconds=1)
+    for i in range(4):  # the cluster is full, ending one core every 100 s
+        cluster.submit(
+            WaitingDeployment(i, cpu(1), 0, True, T0 + i * second), (i + 1) * 100 * second
+        )
+    cluster.tick(T0)
+    cluster.submit(WaitingDeployment(1000, cpu(4), 0, True, T0 + 50 * second), 400 * second)
+    for tick in range(1, 40):
+        now = T0 + tick * 100 * second
+        cluster.submit(WaitingDeployment(tick + 10, cpu(1), 0, True, now), 400 * second)
+        cluster.tick(now)
+    if starts_at is None:
+        assert 1000 not in cluster.started_at
+        assert len(cluster.started_at) == 4 + 39  # every small one started on arrival
+        return
+    assert cluster.started_at[1000] == T0 + starts_at * second
+    held_back = [i for i in range(17, 20)]  # arrived at 700-900 s: waited for the big one
+    assert all(cluster.started_at[i] >= T0 + (starts_at + 400) * second for i in held_back)
+
+
+def test_plan_is_deterministic_whatever_the_input_order() -> None:
+    run = (running(1, cpu(1), 1, started=5), running(2, cpu(2), 0, started=5))
+    wait = tuple(waiting(i, cpu(1 + i % 3), i % 2, queued=i % 4) for i in range(10, 20))
+    a = plan(snapshot(cpu(6), run, wait))
+    b = plan(snapshot(cpu(6), run[::-1], wait[::-1]))
+    assert a == b
