@@ -87,6 +87,8 @@ class ClusterSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = ["id", "created_at", "updated_at"]
+        # An integer id: without it, 1.5 would be read as organization 1.
+        extra_kwargs = {"organization": {"pk_field": serializers.IntegerField()}}
         # Uniqueness of the name is answered by the view (400), not a validator that
         # would need the organization on PATCH.
         validators = []

@@ -140,6 +140,8 @@ class DeploymentSerializer(serializers.ModelSerializer):
             "finished_at",
             "updated_at",
         ]
+        # An integer id: without it, 1.5 would be read as cluster 1.
+        extra_kwargs = {"cluster": {"pk_field": serializers.IntegerField()}}
 
     @extend_schema_field(serializers.CharField())
     def get_status_reason(self, deployment: Deployment) -> str:
@@ -170,7 +172,11 @@ class DeploymentFilterSerializer(serializers.Serializer):
 
 class DeploymentEventSerializer(serializers.ModelSerializer):
     actor = serializers.CharField(
-        source="actor.username", default=None, help_text="Empty: the scheduler."
+        source="actor.username",
+        default=None,
+        allow_null=True,
+        read_only=True,
+        help_text="The username of who acted; null: the scheduler.",
     )
     related_deployment = serializers.IntegerField(source="related_deployment_id", allow_null=True)
 
