@@ -86,13 +86,16 @@ def test_check_deploy_is_clean_with_the_production_settings():
     assert "System check identified no issues (0 silenced)." in result.stdout, result.stdout
 
 
-@pytest.mark.parametrize("secret_key", [None, ""])
 @pytest.mark.parametrize(
-    "entrypoint",
-    [["manage.py", "check"], ["-c", "from hypervisor.wsgi import application"]],
-    ids=["manage.py", "wsgi"],
+    ("entrypoint", "secret_key"),
+    [
+        (["manage.py", "check"], None),
+        (["manage.py", "check"], ""),
+        (["-c", "from hypervisor.wsgi import application"], None),
+    ],
+    ids=["manage.py-unset", "manage.py-empty", "wsgi-unset"],
 )
-def test_refuses_to_start_without_a_secret_key_when_debug_is_off(secret_key, entrypoint):
+def test_refuses_to_start_without_a_secret_key_when_debug_is_off(entrypoint, secret_key):
     env = {**_production_env(), "DEBUG": "false"}
     del env["SECRET_KEY"]
     if secret_key is not None:

@@ -26,6 +26,25 @@ JOIN = "/api/v1/organizations/join"
 STRONG = "plum-tractor-velvet-91"
 
 
+@pytest.fixture(autouse=True)
+def _quick_hashing(settings):
+    """The rate limits are under test here, not the password hasher (accounts' tests run
+    the real one): a fast hasher keeps these many logins quick. Passwords still count."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def _quick_user():
+    user = UserFactory()
+    user.set_password(PASSWORD)  # with the fast hasher
+    user.save(update_fields=["password"])
+    return user
+
+
+@pytest.fixture
+def user(db):
+    return _quick_user()
+
+
 def _assert_limited(response, retry_after: int) -> None:
     assert response.status_code == 429, (response.status_code, response.content)
     assert response["Retry-After"] == str(retry_after)
@@ -77,7 +96,7 @@ def test_five_failures_lock_the_username_even_for_the_right_password(settings, u
     _assert_limited(after, 60)
     assert "sessionid" not in after.cookies
     # Another username is not affected, from the same address.
-    other = UserFactory()
+    other = _quick_user()
     assert _login(other.username, PASSWORD, ip="10.0.2.1").status_code == 200
 
 
@@ -136,7 +155,7 @@ def test_the_eleventh_join_attempt_is_429(settings, organization, user):
     _assert_limited(eleventh, 3600)
     assert not Membership.objects.filter(user=user, organization=organization).exists()
     # Per user: someone else still joins.
-    other = UserFactory()
+    other = _quick_user()
     joined = client_for(other).post(JOIN, {"invite_code": organization.invite_code}, format="json")
     assert joined.status_code == 200
 
