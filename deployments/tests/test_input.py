@@ -341,7 +341,7 @@ def test_bad_query_parameters_are_4xx_with_a_reason_or_ignored(api, cluster, end
     assert misses == []
 
 
-def test_huge_or_odd_ids_in_paths_are_404(api):
+def test_huge_or_odd_ids_in_paths_are_a_json_404(api):
     misses = []
     for pk in [str(HUGE), "9" * 19, "-1", "0", "1e5", "%00"]:
         for method, path in [
@@ -357,8 +357,8 @@ def test_huge_or_odd_ids_in_paths_are_404(api):
             ("POST", f"{DEPLOYMENTS}/{pk}/cancel"),
         ]:
             response = api.generic(method, path, "{}", content_type="application/json")
-            if response.status_code != 404:
-                misses.append((method, path, response.status_code))
+            if response.status_code != 404 or "json" not in response["Content-Type"]:
+                misses.append((method, path, response.status_code, response["Content-Type"]))
 
     assert misses == []
 
