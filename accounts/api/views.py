@@ -1,5 +1,7 @@
 """Register, log in and out, who am I, and the CSRF cookie."""
 
+from collections.abc import Callable
+
 from django.conf import settings
 from django.contrib.auth import authenticate, get_user_model, login, logout
 from django.db.models import Prefetch
@@ -29,19 +31,28 @@ from orgs.models import Membership
 BAD_CREDENTIALS = "Unable to log in with the provided credentials."
 
 
-def _username_key(group: str, request: Request) -> str:
-    return str(request.data.get("username", "")).lower()[:150]
+def _username_key(username: str) -> Callable[[str, Request], str]:
+    """The failure counter's key: the username as `authenticate` gets it (the serializer
+    trimmed it), in lower case, so that no spelling of it gets its own guesses."""
+    key = username.lower()
+    return lambda group, request: key
 
 
-def _failed_logins_used_up(request: Request, rate: str) -> bool:
+def _failed_logins_used_up(request: Request, username: str, rate: str) -> bool:
     """True once the username has had its N failed attempts (`rate` = N/period) in this
     window: every further attempt is refused, right password or not, until it ends.
 
     Reads the counter without counting; django-ratelimit's own test (count > N) would
     let an N+1th guess through.
     """
-    usage = get_usage(request, group="login-failures", key=_username_key, rate=rate)
+    key = _username_key(username)
+    usage = get_usage(request, group="login-failures", key=key, rate=rate)
     return usage is not None and usage["count"] >= usage["limit"]
+
+
+def _count_failed_login(request: Request, username: str, rate: str) -> None:
+    key = _username_key(username)
+    get_usage(request, group="login-failures", key=key, rate=rate, increment=True)
 
 
 @extend_schema(tags=["auth"])
@@ -84,19 +95,14 @@ class LoginView(APIView):
         check_rate(request, group="login-ip", key="ip", rate=settings.RATELIMIT_LOGIN_IP)
         serializer = LoginSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        username = serializer.validated_data["username"]
         failures_rate = settings.RATELIMIT_LOGIN_USERNAME
-        if _failed_logins_used_up(request, failures_rate):
+        if _failed_logins_used_up(request, username, failures_rate):
             raise RateLimited(wait=retry_after_seconds(failures_rate))
         user = authenticate(request, **serializer.validated_data)
         if user is None:
             # Only failures count against the username.
-            get_usage(
-                request,
-                group="login-failures",
-                key=_username_key,
-                rate=failures_rate,
-                increment=True,
-            )
+            _count_failed_login(request, username, failures_rate)
             return Response({"detail": BAD_CREDENTIALS}, status=status.HTTP_400_BAD_REQUEST)
         login(request, user)  # rotates the session key and the CSRF token
         return Response(UserSerializer(user).data)

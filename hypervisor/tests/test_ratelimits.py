@@ -33,16 +33,9 @@ def _quick_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
-def _quick_user():
-    user = UserFactory()
-    user.set_password(PASSWORD)  # with the fast hasher
-    user.save(update_fields=["password"])
-    return user
-
-
 @pytest.fixture
-def user(db):
-    return _quick_user()
+def user(_quick_hashing, db):
+    return UserFactory()  # hashed with the fast hasher
 
 
 def _assert_limited(response, retry_after: int) -> None:
@@ -96,7 +89,7 @@ def test_five_failures_lock_the_username_even_for_the_right_password(settings, u
     _assert_limited(after, 60)
     assert "sessionid" not in after.cookies
     # Another username is not affected, from the same address.
-    other = _quick_user()
+    other = UserFactory()
     assert _login(other.username, PASSWORD, ip="10.0.2.1").status_code == 200
 
 
@@ -115,6 +108,18 @@ def test_the_username_is_counted_case_insensitively(settings, user):
     _login(user.username.upper(), "guess-1")
     _login(user.username.capitalize(), "guess-2")
 
+    _assert_limited(_login(user.username, PASSWORD), 3600)
+
+
+def test_whitespace_around_the_username_is_the_same_username(settings, user):
+    """The login form trims the username; so must the counter, or each padding of it
+    would get its own five guesses."""
+    settings.RATELIMIT_LOGIN_USERNAME = "3/h"
+
+    paddings = [f" {user.username}", f"{user.username} ", f"\t{user.username}\n"]
+    failures = [_login(padded, "guess").status_code for padded in paddings]
+
+    assert failures == [400, 400, 400]
     _assert_limited(_login(user.username, PASSWORD), 3600)
 
 
@@ -155,7 +160,7 @@ def test_the_eleventh_join_attempt_is_429(settings, organization, user):
     _assert_limited(eleventh, 3600)
     assert not Membership.objects.filter(user=user, organization=organization).exists()
     # Per user: someone else still joins.
-    other = _quick_user()
+    other = UserFactory()
     joined = client_for(other).post(JOIN, {"invite_code": organization.invite_code}, format="json")
     assert joined.status_code == 200
 
