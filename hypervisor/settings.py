@@ -234,6 +234,11 @@ SPECTACULAR_SETTINGS = {
         }
     },
     "SECURITY": [{"cookieAuth": [], "csrfToken": []}],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        # The 400/401/403/404/429 answers of API.md's general rules, on every operation.
+        "hypervisor.openapi.add_error_responses",
+    ],
 }
 
 # --- Operations: logs and metrics (docs/operations.md) -----------------------------------

@@ -6,6 +6,9 @@ from orgs.models import Membership
 
 
 class UserSerializer(serializers.ModelSerializer):
+    # Not EmailField: an account may have no email, and "" is no email address.
+    email = serializers.CharField(read_only=True, help_text="Email address; empty if none.")
+
     class Meta:
         model = get_user_model()
         fields = ["id", "username", "email"]
