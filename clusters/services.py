@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
 
 from clusters.models import Cluster
 from deployments.models import WAITING, Status
@@ -13,6 +14,8 @@ from orgs.models import Organization
 from scheduler.allocation import Policy, Resources
 from scheduler.locking import lock_cluster, retry_on_contention
 from scheduler.triggers import request_schedule
+
+DUPLICATE_NAME = "A cluster with this name already exists in the organization."
 
 
 class ClusterBusy(Conflict):
@@ -42,6 +45,7 @@ def cluster_create(
     policy: Policy = Policy.FIFO,
     starvation_after_seconds: int | None = None,
 ) -> Cluster:
+    """Create a cluster; a name already taken in the organization is a `ValidationError`."""
     cluster = Cluster(
         organization=organization,
         name=name,
@@ -49,7 +53,15 @@ def cluster_create(
         starvation_after_seconds=starvation_after_seconds,
     )
     cluster.set_capacity(capacity)
-    cluster.save()
+    try:
+        with transaction.atomic():  # a savepoint, so that we may still query after
+            cluster.save()
+    except IntegrityError:
+        # Two requests raced for one name: the unique constraint chose; same 400 as a
+        # name taken beforehand.
+        if Cluster.objects.filter(organization=organization, name=name).exists():
+            raise ValidationError({"name": [DUPLICATE_NAME]}) from None
+        raise
     return cluster
 
 

@@ -117,9 +117,7 @@ class ClusterViewSet(viewsets.ModelViewSet):
             pk=exclude
         )
         if clusters.exists():
-            raise serializers.ValidationError(
-                {"name": ["A cluster with this name already exists in the organization."]}
-            )
+            raise serializers.ValidationError({"name": [services.DUPLICATE_NAME]})
 
     def perform_create(self, serializer: ClusterSerializer) -> None:
         data = serializer.validated_data
