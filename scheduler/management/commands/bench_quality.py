@@ -1,0 +1,128 @@
+"""`manage.py bench_quality`: each policy's placements against the exact optimum.
+
+    .venv/bin/python manage.py bench_quality --instances 1000 --seed 1
+
+Seeded random instances (10 to 40 deployments, running and waiting, skewed shapes, 1 to 5
+priority levels) are planned with `allocation.plan` under `fifo` and `pack`, and compared
+with the optimum of API.md's `pack` objective from an integer program (scipy's `milp`).
+The model, in particular how "never stopped for the same or a lower priority" is encoded,
+is in `scheduler/quality.py`'s docstring. Needs scipy (requirements-dev.txt); no database.
+
+Bar (issue 6), for `pack` on 1,000 instances: equal to the optimum on >= 99% of them,
+>= 99.5% of the optimum's count overall, 100% at the top priority, 0 unnecessary victims.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from scheduler.allocation import Policy
+from scheduler.benchmarks import percentile
+from scheduler.quality import PolicyFigures, SolverError, describe, generate, optimum
+
+EQUAL_BAR = 0.99
+COUNT_BAR = 0.995
+
+
+class Command(BaseCommand):
+    help = "Compare fifo's and pack's placements with the exact optimum on random instances."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--instances", type=int, default=1000)
+        parser.add_argument("--seed", type=int, default=1)
+        parser.add_argument("--min-size", type=int, default=10, help="Deployments, at least.")
+        parser.add_argument("--max-size", type=int, default=40, help="Deployments, at most.")
+        parser.add_argument(
+            "--show", type=int, default=0, help="Print the first N instances where pack differs."
+        )
+        parser.add_argument(
+            "--instance", type=int, help="Print only this instance, its optimum and each plan."
+        )
+
+    def handle(self, *args, instances: int, seed: int, **options) -> None:
+        low, high = options["min_size"], options["max_size"]
+        if instances < 1 or not 1 <= low <= high:
+            raise CommandError("need --instances >= 1 and 1 <= --min-size <= --max-size")
+        try:
+            import scipy  # noqa: F401  (only this benchmark needs it)
+        except ImportError as error:
+            raise CommandError(
+                "bench_quality needs scipy: .venv/bin/pip install -r requirements-dev.txt"
+            ) from error
+        if options["instance"] is not None:
+            instance = generate(seed, options["instance"], min_size=low, max_size=high)
+            self.stdout.write(describe(instance, optimum(instance.snapshot)))
+            return
+        self.stdout.write(
+            f"bench_quality: {instances} instances, seed {seed}, sizes {low}-{high}; "
+            f"{os.cpu_count()} cores, load average {_load()}"
+        )
+        figures, solver_seconds = self._run(instances, seed, low, high)
+        self.stdout.write(
+            f"optimum by milp: {solver_seconds:.1f} s, "
+            f"{solver_seconds / instances * 1000:.1f} ms per instance"
+        )
+        for fig in figures.values():
+            self._report(fig)
+        self._show(figures[Policy.PACK], seed, low, high, options["show"])
+        self.stdout.write(f"load average after: {_load()}")
+
+    def _run(self, instances: int, seed: int, low: int, high: int):
+        figures = {policy: PolicyFigures(policy) for policy in Policy}
+        solver_seconds = 0.0
+        for index in range(instances):
+            instance = generate(seed, index, min_size=low, max_size=high)
+            began = time.perf_counter()
+            try:
+                best = optimum(instance.snapshot)
+            except SolverError as error:
+                raise CommandError(f"instance {index}: {error}") from error
+            solver_seconds += time.perf_counter() - began
+            for fig in figures.values():
+                fig.add(instance, best)
+        return figures, solver_seconds
+
+    def _report(self, fig: PolicyFigures) -> None:
+        equal = fig.equal / fig.instances
+        count = fig.count / fig.optimum_count
+        top = fig.top / fig.optimum_top
+        write = self.stdout.write
+        write(f"\n{fig.policy.value}:")
+        write(f"  equal to the optimum at every level: {fig.equal}/{fig.instances} ({equal:.1%})")
+        write(f"  count vs optimum: {fig.count}/{fig.optimum_count} ({count:.2%})")
+        write(f"  top priority vs optimum: {fig.top}/{fig.optimum_top} ({top:.2%})")
+        write(f"  unnecessary victims: {fig.unnecessary_victims}")
+        write(f"  utilization vs optimum: {float(fig.utilization / fig.optimum_utilization):.2%}")
+        write(
+            f"  plan time: p50 {percentile(fig.seconds, 50) * 1000:.2f} ms, "
+            f"p99 {percentile(fig.seconds, 99) * 1000:.2f} ms, "
+            f"max {max(fig.seconds) * 1000:.2f} ms"
+        )
+        write(
+            f"  below the optimum: {fig.below}; above it: {fig.above}; "
+            f"outcomes outside the model: {fig.outside_model}"
+        )
+        if fig.mismatches:
+            shown = ", ".join(map(str, fig.mismatches[:10]))
+            write(f"  first instances that differ: {shown}")
+        if fig.policy is Policy.PACK:
+            bars = [
+                (f"equal on >= {EQUAL_BAR:.0%}", equal >= EQUAL_BAR),
+                (f">= {COUNT_BAR:.1%} of the count", count >= COUNT_BAR),
+                ("100% at the top priority", fig.top == fig.optimum_top),
+                ("0 unnecessary victims", fig.unnecessary_victims == 0),
+            ]
+            for name, met in bars:
+                write(f"  bar {name}: {'met' if met else 'NOT met'}")
+
+    def _show(self, fig: PolicyFigures, seed: int, low: int, high: int, limit: int) -> None:
+        for index in fig.mismatches[:limit]:
+            instance = generate(seed, index, min_size=low, max_size=high)
+            self.stdout.write("\n" + describe(instance, optimum(instance.snapshot)))
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
