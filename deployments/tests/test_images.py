@@ -167,7 +167,7 @@ def references(draw) -> str:
     return text
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(references())
 def test_every_reference_the_grammar_builds_passes(reference):
     validate_image_reference(reference)
@@ -182,7 +182,7 @@ def test_whitespace_or_unicode_anywhere_fails(reference, intruder):
             validate_image_reference(reference[:at] + intruder + reference[at:])
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.text(max_size=600))
 def test_any_text_is_either_a_reference_or_a_validation_error(text):
     try:

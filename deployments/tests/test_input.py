@@ -377,7 +377,7 @@ json_values = st.recursive(
     max_leaves=10,
 )
 FUZZ = settings(
-    max_examples=15,
+    max_examples=10,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
