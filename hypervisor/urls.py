@@ -13,4 +13,6 @@ urlpatterns = [
     path("api-auth/", include("rest_framework.urls")),
     # /healthz, /readyz, /metrics
     path("", include("ops.urls")),
+    # The pages for people: sign in, organizations, dashboards, deployments.
+    path("", include("web.urls", namespace="web")),
 ]

@@ -1,0 +1,124 @@
+"""The deployment submission form: the API serializer's rules, as a Django form.
+
+The form checks shape (types, ranges, lengths) exactly as
+`deployments.api.serializers.DeploymentCreateSerializer` does; everything else (the
+image grammar, capacity, dependencies) is `deployments.services.deployment_create`'s,
+whose `ValidationError` lands next to the field it is about (`attach_service_errors`).
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from clusters.models import MAX_CPU_MILLICORES, MAX_GPU, MAX_RAM_MB, Cluster
+from deployments.api.serializers import MAX_DEPENDENCIES
+from deployments.models import MAX_PRIORITY, Condition
+from deployments.services import DependencySpec, DeploymentSpec
+from scheduler.allocation import Resources
+from web.utilization import format_resources
+
+MILLI = Decimal(1000)
+MAX_ID = 2**63 - 1
+_DEPENDENCY_ITEM = re.compile(r"#?(?P<id>[0-9]{1,19})(?::(?P<condition>[a-z]+))?", re.ASCII)
+
+
+class ClusterChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, cluster: Cluster) -> str:
+        capacity = format_resources(
+            cluster.capacity_cpu, cluster.capacity_ram_mb, cluster.capacity_gpu
+        )
+        return f"{cluster.name} (capacity {capacity})"
+
+
+class DeploymentForm(forms.Form):
+    cluster = ClusterChoiceField(queryset=Cluster.objects.none(), empty_label=None)
+    name = forms.CharField(max_length=100)
+    image = forms.CharField(
+        max_length=512,
+        help_text="A Docker/OCI image reference, e.g. registry.example.com:5000/team/trainer:1.4",
+    )
+    cpu = forms.DecimalField(
+        label="CPU (cores)",
+        max_digits=9,
+        decimal_places=3,
+        min_value=Decimal(0),
+        max_value=Decimal(MAX_CPU_MILLICORES) / MILLI,
+        help_text="Up to 3 decimals: 0.25 is a quarter of a core.",
+    )
+    ram_mb = forms.IntegerField(label="RAM (MiB)", min_value=0, max_value=MAX_RAM_MB)
+    gpu = forms.IntegerField(label="GPUs", min_value=0, max_value=MAX_GPU, initial=0)
+    priority = forms.IntegerField(
+        min_value=0, max_value=MAX_PRIORITY, initial=0, help_text="Higher runs first."
+    )
+    preemptible = forms.BooleanField(
+        required=False,
+        initial=True,
+        help_text="May be stopped (and queued again) to make room for higher priority work.",
+    )
+    depends_on = forms.CharField(
+        label="Depends on",
+        required=False,
+        max_length=4000,
+        help_text="Deployment ids, separated by commas. It waits until each has succeeded; "
+        "write 12:finished or 12:failed for another condition.",
+    )
+
+    RESOURCE_FIELDS = ("cpu", "ram_mb", "gpu")
+
+    def __init__(self, *args, clusters, **kwargs) -> None:
+        super().__init__(*args, label_suffix="", **kwargs)
+        self.fields["cluster"].queryset = clusters
+
+    def clean_depends_on(self) -> tuple[DependencySpec, ...]:
+        text = self.cleaned_data["depends_on"]
+        items = [item.strip() for item in text.split(",") if item.strip()]
+        if len(items) > MAX_DEPENDENCIES:
+            raise ValidationError(f"At most {MAX_DEPENDENCIES} dependencies.")
+        specs = []
+        for item in items:
+            match = _DEPENDENCY_ITEM.fullmatch(item)
+            condition = (match and match["condition"]) or Condition.SUCCEEDED.value
+            if match is None or not 1 <= int(match["id"]) <= MAX_ID:
+                raise ValidationError(f"'{item}' is not a deployment id.")
+            if condition not in Condition.values:
+                raise ValidationError(
+                    f"'{condition}' is not a condition; use one of {', '.join(Condition.values)}."
+                )
+            specs.append(DependencySpec(int(match["id"]), Condition(condition)))
+        return tuple(specs)
+
+    def spec(self) -> DeploymentSpec:
+        data = self.cleaned_data
+        return DeploymentSpec(
+            name=data["name"],
+            image=data["image"],
+            resources=Resources(int(data["cpu"] * MILLI), data["ram_mb"], data["gpu"]),
+            priority=data["priority"],
+            preemptible=data["preemptible"],
+            depends_on=data["depends_on"],
+        )
+
+    def attach_service_errors(self, error: ValidationError) -> None:
+        """Put the service's refusals next to the fields they are about."""
+        if not hasattr(error, "error_dict"):
+            self.add_error(None, error)
+            return
+        exceeding = self._exceeding_fields()  # before add_error trims cleaned_data
+        for key, messages in error.message_dict.items():
+            if key == "resources":
+                for name in exceeding or [None]:
+                    self.add_error(name, messages)
+            elif key in self.fields:
+                self.add_error(key, messages)
+            else:
+                self.add_error(None, messages)
+
+    def _exceeding_fields(self) -> list[str]:
+        data = self.cleaned_data
+        request = Resources(int(data["cpu"] * MILLI), data["ram_mb"], data["gpu"])
+        short = request.shortfall(data["cluster"].capacity)
+        return [name for name in self.RESOURCE_FIELDS if getattr(short, name)]

@@ -1,0 +1,171 @@
+"""What each page shows, assembled from the apps' selectors and scoped to the caller.
+
+Every function returns None when the caller may not see the object, and the views
+answer 404 for it: an outsider cannot tell a foreign object from a missing one.
+Query counts do not grow with the number of deployments; the dashboard costs one
+planner query per cluster (its queue).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from django.contrib.auth.models import AbstractBaseUser
+
+from clusters.models import Cluster
+from clusters.selectors import cluster_list
+from deployments.models import Dependency, Deployment, DeploymentEvent, Status
+from deployments.selectors import deployment_dependents, deployment_events, deployment_list
+from deployments.services import TRANSITIONS, Action
+from orgs.models import Membership, Organization, Role
+from orgs.selectors import membership_get, organization_permissions
+from scheduler.selectors import QueueItem, cluster_queue
+from web.utilization import Usage, cluster_usage
+
+RECENT_DEPLOYMENTS = 15
+
+
+@dataclass(frozen=True)
+class Access:
+    """The caller's role and permissions in one organization."""
+
+    role: Role
+    permissions: frozenset[str]
+
+    @property
+    def may_submit(self) -> bool:
+        return "deployments.add_deployment" in self.permissions
+
+    def may_act_on(self, deployment: Deployment, user: AbstractBaseUser) -> bool:
+        """The API's rule: owners and admins act on any deployment, developers on
+        their own, viewers on none."""
+        if "deployments.change_deployment" in self.permissions:
+            return True
+        return self.may_submit and deployment.created_by_id == user.pk
+
+
+def access_get(*, user: AbstractBaseUser, organization_id: int) -> Access | None:
+    membership = membership_get(user=user, organization_id=organization_id)
+    if membership is None:
+        return None
+    permissions = organization_permissions(user=user, organization_id=organization_id)
+    return Access(role=membership.role, permissions=permissions)
+
+
+def memberships_of(*, user: AbstractBaseUser) -> list[Membership]:
+    """The caller's organizations with the caller's role in each, by name."""
+    return list(
+        Membership.objects.filter(user=user)
+        .select_related("organization", "group")
+        .order_by("organization__name", "organization_id")
+    )
+
+
+@dataclass
+class ClusterPanel:
+    cluster: Cluster
+    usage: list[Usage]
+    queue: list[QueueItem]
+    running: list[Deployment] = field(default_factory=list)
+
+
+@dataclass
+class Dashboard:
+    organization: Organization
+    access: Access
+    panels: list[ClusterPanel]
+    recent: list[Deployment]
+
+
+def dashboard_get(*, user: AbstractBaseUser, organization_id: int) -> Dashboard | None:
+    access = access_get(user=user, organization_id=organization_id)
+    if access is None:
+        return None
+    organization = Organization.objects.visible_to(user).get(pk=organization_id)
+    clusters = list(cluster_list(user=user, organization_id=organization_id))
+    running: dict[int, list[Deployment]] = defaultdict(list)
+    for deployment in (
+        deployment_list(user=user, organization_id=organization_id, status=Status.RUNNING)
+        .prefetch_related(None)
+        .order_by("-priority", "started_at", "id")
+    ):
+        running[deployment.cluster_id].append(deployment)
+    panels = [
+        ClusterPanel(
+            cluster=cluster,
+            usage=cluster_usage(cluster),
+            queue=cluster_queue(cluster=cluster),
+            running=running[cluster.pk],
+        )
+        for cluster in clusters
+    ]
+    recent = list(
+        deployment_list(user=user, organization_id=organization_id)
+        .prefetch_related(None)
+        .order_by("-id")[:RECENT_DEPLOYMENTS]
+    )
+    return Dashboard(organization=organization, access=access, panels=panels, recent=recent)
+
+
+@dataclass
+class DeploymentPage:
+    deployment: Deployment
+    access: Access
+    dependencies: list[Dependency]
+    dependents: list[tuple[Deployment, str]]  # what waits on it, with the condition
+    events: list[DeploymentEvent]
+    queue_item: QueueItem | None
+    actions: list[Action]
+
+
+def deployment_access_get(
+    *, user: AbstractBaseUser, deployment_id: int
+) -> tuple[Deployment, Access] | None:
+    """A deployment the caller can see, with the caller's access to its organization."""
+    deployment = (
+        deployment_list(user=user)
+        .select_related("cluster__organization")
+        .filter(pk=deployment_id)
+        .first()
+    )
+    if deployment is None:
+        return None
+    access = access_get(user=user, organization_id=deployment.cluster.organization_id)
+    return None if access is None else (deployment, access)
+
+
+def deployment_page_get(*, user: AbstractBaseUser, deployment_id: int) -> DeploymentPage | None:
+    found = deployment_access_get(user=user, deployment_id=deployment_id)
+    if found is None:
+        return None
+    deployment, access = found
+    conditions = dict(
+        Dependency.objects.filter(dependency=deployment).values_list("dependent_id", "condition")
+    )
+    dependents = [
+        (other, conditions.get(other.pk, ""))
+        for other in deployment_dependents(user=user, deployment=deployment).prefetch_related(None)
+    ]
+    queue_item = None
+    if deployment.status in (Status.QUEUED, Status.PENDING):
+        queue = cluster_queue(cluster=deployment.cluster)
+        queue_item = next((i for i in queue if i.deployment.pk == deployment.pk), None)
+    return DeploymentPage(
+        deployment=deployment,
+        access=access,
+        dependencies=list(deployment.dependency_links.all()),
+        dependents=dependents,
+        events=list(deployment_events(deployment=deployment)),
+        queue_item=queue_item,
+        actions=available_actions(deployment=deployment, access=access, user=user),
+    )
+
+
+def available_actions(
+    *, deployment: Deployment, access: Access, user: AbstractBaseUser
+) -> list[Action]:
+    """The buttons to show: what the role allows and the status admits."""
+    if not access.may_act_on(deployment, user):
+        return []
+    return [action for action in Action if deployment.status in TRANSITIONS[action][0]]

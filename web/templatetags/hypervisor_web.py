@@ -1,0 +1,35 @@
+"""Filters for the pages: resources and durations as people read them."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django import template
+from django.utils import timezone
+from django.utils.timesince import timesince
+
+from deployments.models import Deployment
+from web.utilization import format_resources
+
+register = template.Library()
+
+
+@register.filter
+def requests(deployment: Deployment) -> str:
+    """A deployment's resource request: `2.5 CPU · 4 GiB · 1 GPU`."""
+    return format_resources(deployment.cpu, deployment.ram_mb, deployment.gpu)
+
+
+@register.filter
+def capacity(cluster) -> str:
+    return format_resources(cluster.capacity_cpu, cluster.capacity_ram_mb, cluster.capacity_gpu)
+
+
+@register.filter
+def ago(moment: datetime | None) -> str:
+    """`just now`, `5 minutes ago`, `2 hours ago` (the page refreshes itself)."""
+    if moment is None:
+        return "—"
+    if timezone.now() - moment < timedelta(minutes=1):
+        return "just now"
+    return f"{timesince(moment)} ago"

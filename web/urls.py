@@ -1,0 +1,33 @@
+"""The pages, under the `web` namespace at the site's root."""
+
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from deployments.services import Action
+from web import views
+
+app_name = "web"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("login/", views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("orgs/<int:organization_id>/", views.dashboard, name="dashboard"),
+    path("orgs/<int:organization_id>/live/", views.dashboard_live, name="dashboard-live"),
+    path(
+        "orgs/<int:organization_id>/deployments/new/",
+        views.deployment_new,
+        name="deployment-new",
+    ),
+    path("deployments/<int:deployment_id>/", views.deployment_detail, name="deployment"),
+    path("deployments/<int:deployment_id>/live/", views.deployment_live, name="deployment-live"),
+    *(
+        path(
+            f"deployments/<int:deployment_id>/{action.value}/",
+            views.deployment_action,
+            {"action": action},
+            name=f"deployment-{action.value}",
+        )
+        for action in Action
+    ),
+]

@@ -1,0 +1,164 @@
+"""The pages. Thin: reads through `web.selectors`, writes through the services.
+
+Permissions are the API's: a page about another tenant's object is 404, an action
+the role does not allow is 403 (`web.selectors.Access`).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_ratelimit.core import is_ratelimited
+
+from clusters.selectors import cluster_list
+from deployments import services
+from deployments.models import Deployment
+from deployments.services import Action, InvalidTransition
+from hypervisor.ratelimits import retry_after_seconds
+from orgs.selectors import organization_list
+from web import selectors
+from web.forms import DeploymentForm
+
+
+def _username_key(group: str, request: HttpRequest) -> str:
+    # The API's key for failed logins, so that both doors share one counter per username.
+    return str(request.POST.get("username", "")).lower()[:150]
+
+
+class LoginView(auth_views.LoginView):
+    """Django's login (CSRF-protected), behind the API login's rate limits."""
+
+    template_name = "web/login.html"
+    redirect_authenticated_user = True
+
+    def get_form_kwargs(self) -> dict:
+        return {**super().get_form_kwargs(), "label_suffix": ""}
+
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        ip_rate, failures_rate = settings.RATELIMIT_LOGIN_IP, settings.RATELIMIT_LOGIN_USERNAME
+        limited = is_ratelimited(
+            request, group="login-ip", key="ip", rate=ip_rate, increment=True
+        ) or is_ratelimited(request, group="login-failures", key=_username_key, rate=failures_rate)
+        if limited:
+            wait = max(retry_after_seconds(ip_rate), retry_after_seconds(failures_rate))
+            response = render(
+                request,
+                "web/login.html",
+                {"form": self.get_form(), "retry_after": wait},
+                status=429,
+            )
+            response["Retry-After"] = str(wait)
+            return response
+        return super().post(request, *args, **kwargs)
+
+    def form_invalid(self, form) -> HttpResponse:
+        rate = settings.RATELIMIT_LOGIN_USERNAME
+        is_ratelimited(
+            self.request, group="login-failures", key=_username_key, rate=rate, increment=True
+        )
+        return super().form_invalid(form)
+
+
+@require_GET
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    memberships = selectors.memberships_of(user=request.user)
+    return render(request, "web/home.html", {"memberships": memberships})
+
+
+def _dashboard(request: HttpRequest, organization_id: int) -> selectors.Dashboard:
+    dashboard = selectors.dashboard_get(user=request.user, organization_id=organization_id)
+    if dashboard is None:
+        raise Http404("No such organization.")
+    return dashboard
+
+
+@require_GET
+@login_required
+def dashboard(request: HttpRequest, organization_id: int) -> HttpResponse:
+    context = {"dashboard": _dashboard(request, organization_id)}
+    return render(request, "web/dashboard.html", context)
+
+
+@never_cache
+@require_GET
+@login_required
+def dashboard_live(request: HttpRequest, organization_id: int) -> HttpResponse:
+    context = {"dashboard": _dashboard(request, organization_id)}
+    return render(request, "web/_dashboard_live.html", context)
+
+
+def _deployment_page(request: HttpRequest, deployment_id: int) -> selectors.DeploymentPage:
+    page = selectors.deployment_page_get(user=request.user, deployment_id=deployment_id)
+    if page is None:
+        raise Http404("No such deployment.")
+    return page
+
+
+@require_GET
+@login_required
+def deployment_detail(request: HttpRequest, deployment_id: int) -> HttpResponse:
+    context = {"page": _deployment_page(request, deployment_id)}
+    return render(request, "web/deployment.html", context)
+
+
+@never_cache
+@require_GET
+@login_required
+def deployment_live(request: HttpRequest, deployment_id: int) -> HttpResponse:
+    context = {"page": _deployment_page(request, deployment_id)}
+    return render(request, "web/_deployment_live.html", context)
+
+
+@require_POST
+@login_required
+def deployment_action(request: HttpRequest, deployment_id: int, action: Action) -> HttpResponse:
+    found = selectors.deployment_access_get(user=request.user, deployment_id=deployment_id)
+    if found is None:
+        raise Http404("No such deployment.")
+    deployment, access = found
+    if not access.may_act_on(deployment, request.user):
+        raise PermissionDenied("Your role in this organization does not allow this action.")
+    try:
+        deployment = services.deployment_act(
+            actor=request.user, deployment_id=deployment_id, action=action
+        )
+    except (InvalidTransition, Deployment.DoesNotExist) as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, f"Deployment {deployment.pk} is {deployment.status}.")
+    return redirect("web:deployment", deployment_id=deployment_id)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def deployment_new(request: HttpRequest, organization_id: int) -> HttpResponse:
+    access = selectors.access_get(user=request.user, organization_id=organization_id)
+    if access is None:
+        raise Http404("No such organization.")
+    if not access.may_submit:
+        raise PermissionDenied("Your role in this organization does not allow submitting.")
+    organization = organization_list(user=request.user).get(pk=organization_id)
+    clusters = cluster_list(user=request.user, organization_id=organization_id)
+    initial = {"cluster": request.GET.get("cluster")} if request.GET.get("cluster") else {}
+    form = DeploymentForm(request.POST or None, clusters=clusters, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            deployment = services.deployment_create(
+                actor=request.user, cluster=form.cleaned_data["cluster"], spec=form.spec()
+            )
+        except ValidationError as error:
+            form.attach_service_errors(error)
+        else:
+            messages.success(request, f"Submitted deployment {deployment.pk}.")
+            return redirect("web:deployment", deployment_id=deployment.pk)
+    status = 400 if request.method == "POST" else 200
+    context = {"form": form, "organization": organization, "access": access}
+    return render(request, "web/deployment_new.html", context, status=status)
