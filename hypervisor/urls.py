@@ -13,6 +13,8 @@ urlpatterns = [
     path("api-auth/", include("rest_framework.urls")),
     # /healthz, /readyz, /metrics
     path("", include("ops.urls")),
+    # The RQ queues and workers, for staff (linked from the admin's index page).
+    path("django-rq/", include("django_rq.urls")),
     # The pages for people: sign in, organizations, dashboards, deployments.
     path("", include("web.urls", namespace="web")),
 ]

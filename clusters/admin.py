@@ -1,0 +1,226 @@
+"""Operators' admin for clusters: which are full, what waits, and a pass on demand.
+
+Writes call `clusters.services` (create, change, delete) and `request_schedule`
+(the reschedule action). Counts come from one annotated query, never one per row.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django import forms
+from django.contrib import admin
+from django.db.models import Count, Q, QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html
+
+from clusters import services
+from clusters.models import MAX_CPU_MILLICORES, MAX_GPU, MAX_RAM_MB, MAX_STARVATION_SECONDS, Cluster
+from deployments.models import WAITING, Status
+from hypervisor.admin import ServiceModelAdmin
+from scheduler.allocation import Policy, Resources
+from scheduler.triggers import request_schedule
+from web.utilization import Usage, cluster_usage
+
+MILLI = Decimal(1000)
+
+
+def usage_bar(usage: Usage) -> str:
+    """One dimension as a small bar with its numbers."""
+    if usage.capacity <= 0:
+        return format_html('<span class="hv-none">{}</span>', "none")
+    return format_html(
+        '<span class="hv-usage" title="{summary}">'
+        '<span class="hv-bar hv-{level}" role="meter" aria-valuemin="0" '
+        'aria-valuemax="{capacity}" aria-valuenow="{allocated}" aria-label="{summary}">'
+        '<span style="width: {percent}%"></span></span>'
+        '<span class="hv-numbers">{allocated_text} / {capacity_text} · {percent}%</span>'
+        "</span>",
+        summary=usage.summary,
+        level=usage.level,
+        capacity=usage.capacity,
+        allocated=usage.allocated,
+        percent=usage.percent,
+        allocated_text=usage.allocated_text,
+        capacity_text=usage.capacity_text,
+    )
+
+
+class ClusterForm(forms.ModelForm):
+    """Capacity in cores (like the API), checked against what is allocated."""
+
+    capacity_cores = forms.DecimalField(
+        label="CPU capacity (cores)",
+        max_digits=9,
+        decimal_places=3,
+        min_value=Decimal(0),
+        max_value=Decimal(MAX_CPU_MILLICORES) / MILLI,
+    )
+    capacity_ram_mb = forms.IntegerField(
+        label="RAM capacity (MiB)", min_value=0, max_value=MAX_RAM_MB
+    )
+    capacity_gpu = forms.IntegerField(label="GPU capacity", min_value=0, max_value=MAX_GPU)
+    starvation_after_seconds = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=MAX_STARVATION_SECONDS,
+        help_text="Queued longer than this, a deployment holds a reservation. Empty: never.",
+    )
+
+    class Meta:
+        model = Cluster
+        fields = ["organization", "name", "policy", "starvation_after_seconds"]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["capacity_cores"].initial = Decimal(self.instance.capacity_cpu) / MILLI
+
+    def capacity(self) -> Resources:
+        data = self.cleaned_data
+        return Resources(
+            int(data["capacity_cores"] * MILLI), data["capacity_ram_mb"], data["capacity_gpu"]
+        )
+
+    def clean(self) -> dict:
+        data = super().clean()
+        cluster = self.instance
+        name = data.get("name")
+        # On add, the model's unique constraint answers; on change the organization is
+        # read-only, which leaves that constraint out of the form's validation.
+        if name and cluster.pk:
+            taken = Cluster.objects.filter(organization_id=cluster.organization_id, name=name)
+            if taken.exclude(pk=cluster.pk).exists():
+                self.add_error(
+                    "name", "A cluster with this name already exists in the organization."
+                )
+        capacity_fields = ("capacity_cores", "capacity_ram_mb", "capacity_gpu")
+        complete = cluster.pk and all(f in data for f in capacity_fields)
+        # An early, friendly answer; the service re-checks under the cluster's lock.
+        if complete and not cluster.allocated.fits_in(self.capacity()):
+            raise forms.ValidationError(
+                "The new capacity is below what running deployments hold; "
+                "complete or cancel some first."
+            )
+        return data
+
+
+@admin.register(Cluster)
+class ClusterAdmin(ServiceModelAdmin):
+    form = ClusterForm
+    list_display = [
+        "name",
+        "organization",
+        "policy",
+        "cpu",
+        "ram",
+        "gpu",
+        "running_count",
+        "waiting_count",
+    ]
+    list_filter = ["policy", "organization"]
+    list_select_related = ["organization"]
+    search_fields = ["name", "organization__name"]
+    actions = ["reschedule"]
+
+    class Media:
+        css = {"all": ["web/admin.css"]}
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Cluster]:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                running_count=Count("deployments", filter=Q(deployments__status=Status.RUNNING)),
+                waiting_count=Count("deployments", filter=Q(deployments__status__in=WAITING)),
+            )
+        )
+
+    def get_fields(self, request: HttpRequest, obj=None):
+        editable = [
+            "name",
+            "capacity_cores",
+            "capacity_ram_mb",
+            "capacity_gpu",
+            "policy",
+            "starvation_after_seconds",
+        ]
+        if obj is None:
+            return ["organization", *editable]
+        return [
+            "organization",
+            *editable,
+            "cpu",
+            "ram",
+            "gpu",
+            "running_count",
+            "waiting_count",
+            "created_at",
+            "updated_at",
+        ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj=None):
+        if obj is None:
+            return []
+        readonly = ["cpu", "ram", "gpu", "running_count", "waiting_count"]
+        return ["organization", *readonly, "created_at", "updated_at"]
+
+    @admin.display(description="CPU allocated")
+    def cpu(self, cluster: Cluster) -> str:
+        return usage_bar(cluster_usage(cluster)[0])
+
+    @admin.display(description="RAM allocated")
+    def ram(self, cluster: Cluster) -> str:
+        return usage_bar(cluster_usage(cluster)[1])
+
+    @admin.display(description="GPU allocated")
+    def gpu(self, cluster: Cluster) -> str:
+        return usage_bar(cluster_usage(cluster)[2])
+
+    @admin.display(description="running", ordering="running_count")
+    def running_count(self, cluster: Cluster) -> int:
+        return cluster.running_count
+
+    @admin.display(description="waiting", ordering="waiting_count")
+    def waiting_count(self, cluster: Cluster) -> int:
+        return cluster.waiting_count
+
+    def save_model(
+        self, request: HttpRequest, obj: Cluster, form: ClusterForm, change: bool
+    ) -> None:
+        data = form.cleaned_data
+        if not change:
+            created = services.cluster_create(
+                organization=data["organization"],
+                name=data["name"],
+                capacity=form.capacity(),
+                policy=Policy(data["policy"]),
+                starvation_after_seconds=data["starvation_after_seconds"],
+            )
+            obj.pk = created.pk
+            return
+        changed = set(form.changed_data)
+        capacity_changed = bool(changed & {"capacity_cores", "capacity_ram_mb", "capacity_gpu"})
+        services.cluster_update(
+            cluster_id=obj.pk,
+            changes=services.ClusterChanges(
+                name=data["name"] if "name" in changed else None,
+                capacity=form.capacity() if capacity_changed else None,
+                policy=Policy(data["policy"]) if "policy" in changed else None,
+                starvation_after_seconds=data["starvation_after_seconds"],
+                starvation_set="starvation_after_seconds" in changed,
+            ),
+        )
+
+    def delete_model(self, request: HttpRequest, obj: Cluster) -> None:
+        services.cluster_delete(cluster_id=obj.pk)
+
+    @admin.action(description="Reschedule: run a scheduling pass now")
+    def reschedule(self, request: HttpRequest, queryset: QuerySet[Cluster]) -> None:
+        cluster_ids = sorted(queryset.values_list("pk", flat=True))
+        cause = f"a pass requested by {request.user.get_username()} in the admin"
+        for cluster_id in cluster_ids:
+            request_schedule(cluster_id=cluster_id, cause=cause)
+        self.message_user(
+            request, f"Requested a scheduling pass for {len(cluster_ids)} cluster(s)."
+        )
