@@ -9,7 +9,7 @@ TEST_DATABASE_NAME ?= test_hypervisor
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 PYTEST_ARGS ?=
 
-.PHONY: run test worker lint format services demo clean
+.PHONY: run test worker lint format services browser demo clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,8 +39,16 @@ worker: $(VENV)/.runtime
 services:
 	scripts/ensure-services
 
+## browser: Debian's Chromium for the browser tests; installed with apt-get when missing
+browser:
+	@command -v chromium >/dev/null || (export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update && apt-get install -y chromium) || \
+	  { echo "ERROR: Chromium is missing and apt-get could not install it;" \
+	    "the browser tests need it (apt-get install chromium)." >&2; exit 1; }
+	@command -v chromium
+
 ## test: the whole suite against real PostgreSQL and Redis
-test: $(VENV)/.dev services
+test: $(VENV)/.dev services browser
 	DATABASE_URL=$(TEST_DATABASE_URL) TEST_DATABASE_NAME=$(TEST_DATABASE_NAME) \
 	REDIS_URL=$(TEST_REDIS_URL) SECRET_KEY=test-only-secret-key DEBUG=false \
 	RATELIMIT_LOGIN_IP=10000/m RATELIMIT_LOGIN_USERNAME=10000/m RATELIMIT_REGISTER_IP=10000/h \
