@@ -298,11 +298,6 @@ def test_a_body_that_is_no_json_object_is_4xx_with_a_reason(api, endpoint):
     assert misses == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Known bug outside these apps: DRF's JSONParser lets RecursionError escape "
-    "on ~1,000 nested brackets, a 500 for every endpoint (hypervisor's parser setting).",
-)
 @pytest.mark.parametrize("endpoint", [CLUSTERS, DEPLOYMENTS])
 def test_brackets_nested_beyond_the_parsers_depth_are_400(api, endpoint):
     response = api.generic("POST", endpoint, "[" * 100_000, content_type="application/json")
