@@ -27,7 +27,6 @@ import pstats
 import random
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -118,13 +117,16 @@ def percentile(values: list[float], q: float) -> float:
 
 @dataclass
 class Timings:
-    """Durations (seconds) of repeated runs, and the decisions they made."""
+    """Durations of repeated runs (wall clock, and this process's CPU time, which other
+    processes on a busy machine disturb far less), and the decisions they made."""
 
     seconds: list[float] = field(default_factory=list)
+    cpu_seconds: list[float] = field(default_factory=list)
     decisions: int = 0
 
-    def add(self, seconds: float, decisions: int = 0) -> None:
+    def add(self, seconds: float, cpu_seconds: float, decisions: int = 0) -> None:
         self.seconds.append(seconds)
+        self.cpu_seconds.append(cpu_seconds)
         self.decisions += decisions
 
     @property
@@ -136,6 +138,14 @@ class Timings:
         return percentile(self.seconds, 99) * 1000
 
     @property
+    def cpu_p50_ms(self) -> float:
+        return percentile(self.cpu_seconds, 50) * 1000
+
+    @property
+    def cpu_p99_ms(self) -> float:
+        return percentile(self.cpu_seconds, 99) * 1000
+
+    @property
     def per_second(self) -> float:
         """Runs per second, back to back."""
         return len(self.seconds) / sum(self.seconds)
@@ -143,6 +153,18 @@ class Timings:
     @property
     def decisions_per_second(self) -> float:
         return self.decisions / sum(self.seconds)
+
+
+class _Clock:
+    """Wall and CPU time of a block."""
+
+    def __enter__(self) -> _Clock:
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.wall = time.perf_counter() - self._wall
+        self.cpu = time.process_time() - self._cpu
 
 
 # -- the pure planner, in memory -----------------------------------------------------------
@@ -231,33 +253,32 @@ def churn_in_memory(
     return replace(snapshot, running=running, waiting=snapshot.waiting + new, now=now)
 
 
-def _timed_plan(snapshot: ClusterSnapshot) -> tuple[Plan, float]:
-    began = time.perf_counter()
-    result = allocation.plan(snapshot)
-    return result, time.perf_counter() - began
+def _timed_plan(snapshot: ClusterSnapshot, timings: Timings) -> Plan:
+    with _Clock() as clock:
+        result = allocation.plan(snapshot)
+    timings.add(clock.wall, clock.cpu, len(result.starts) + len(result.preemptions))
+    return result
 
 
 def bench_planner(
-    load: Workload, *, policy: Policy, passes: int, seed: int, churn: int
+    load: Workload, *, policy: Policy, passes: int, seed: int, churns: list[int]
 ) -> dict[str, Timings]:
-    """Plan time of the first (unsettled), steady and churn snapshots."""
-    rng = random.Random(seed)
+    """Plan time of the first (unsettled) and steady snapshots, and under each churn."""
     first = _snapshot(load, now=timezone.now(), policy=policy)
-    results = {"first": Timings(), "steady": Timings(), "churn": Timings()}
+    results = {"first": Timings(), "steady": Timings()}
     for _ in range(passes):
-        plan, seconds = _timed_plan(first)
-        results["first"].add(seconds, len(plan.starts) + len(plan.preemptions))
+        plan = _timed_plan(first, results["first"])
     settled = apply_in_memory(first, plan)
     for _ in range(passes):
-        plan, seconds = _timed_plan(settled)
-        results["steady"].add(seconds, len(plan.starts) + len(plan.preemptions))
-    state, next_id = settled, len(load.running) + len(load.waiting) + 1
-    for _ in range(passes):
-        state = churn_in_memory(state, rng, completions=churn, arrivals=churn, next_id=next_id)
-        next_id += churn
-        plan, seconds = _timed_plan(state)
-        results["churn"].add(seconds, len(plan.starts) + len(plan.preemptions))
-        state = apply_in_memory(state, plan)
+        _timed_plan(settled, results["steady"])
+    for churn in churns:
+        rng = random.Random(seed)
+        timings = results[f"churn {churn}"] = Timings()
+        state, next_id = settled, len(load.running) + len(load.waiting) + 1
+        for _ in range(passes):
+            state = churn_in_memory(state, rng, completions=churn, arrivals=churn, next_id=next_id)
+            next_id += churn
+            state = apply_in_memory(state, _timed_plan(state, timings))
     return results
 
 
@@ -339,10 +360,13 @@ def churn_rows(cluster: Cluster, rng: random.Random, *, completions: int, arriva
     Deployment.objects.bulk_create(new)
 
 
-def _timed_pass(cluster: Cluster) -> tuple[float, int]:
-    began = time.perf_counter()
-    result = schedule_cluster(cluster_id=cluster.pk, cause="bench_scheduler")
-    return time.perf_counter() - began, len(result.started) + len(result.preempted)
+def _timed_pass(cluster: Cluster, timings: Timings) -> int:
+    """One pass, timed into ``timings``; the number of decisions it made."""
+    with _Clock() as clock:
+        result = schedule_cluster(cluster_id=cluster.pk, cause="bench_scheduler")
+    decisions = len(result.started) + len(result.preempted)
+    timings.add(clock.wall, clock.cpu, decisions)
+    return decisions
 
 
 @dataclass
@@ -350,7 +374,7 @@ class PassFigures:
     settle_seconds: float  # the first pass: it starts what fits and writes every reason
     settle_decisions: int
     steady: Timings
-    churn: Timings
+    churn: dict[int, Timings]  # by churn size
     profile: str = ""
 
 
@@ -360,35 +384,36 @@ def bench_passes(
     policy: Policy,
     passes: int,
     seed: int,
-    churn: int,
+    churns: list[int],
     profile: bool = False,
-    progress: Callable[[str], None] = lambda _: None,
 ) -> PassFigures:
-    """Run the passes against a fresh bench cluster, then delete it."""
+    """Run the passes against a fresh bench cluster, then delete it. ``profile``
+    profiles the churn passes."""
     rng = random.Random(seed)
     cluster = create_cluster(load, policy=policy)
     try:
-        settle_seconds, settle_decisions = _timed_pass(cluster)
+        first = Timings()
+        _timed_pass(cluster, first)
         for _ in range(5):  # until settled: a pass over it decides nothing
-            if not _timed_pass(cluster)[1]:
+            if not _timed_pass(cluster, Timings()):
                 break
-        progress("steady")
         steady = Timings()
         for _ in range(passes):
-            steady.add(*_timed_pass(cluster))
-        progress("churn")
-        churned = Timings()
+            _timed_pass(cluster, steady)
+        churned: dict[int, Timings] = {}
         profiler = cProfile.Profile() if profile else None
-        for _ in range(passes):
-            churn_rows(cluster, rng, completions=churn, arrivals=churn)
-            if profiler:
-                profiler.enable()
-            churned.add(*_timed_pass(cluster))
-            if profiler:
-                profiler.disable()
+        for churn in churns:
+            timings = churned[churn] = Timings()
+            for _ in range(passes):
+                churn_rows(cluster, rng, completions=churn, arrivals=churn)
+                if profiler:
+                    profiler.enable()
+                _timed_pass(cluster, timings)
+                if profiler:
+                    profiler.disable()
         return PassFigures(
-            settle_seconds=settle_seconds,
-            settle_decisions=settle_decisions,
+            settle_seconds=first.seconds[0],
+            settle_decisions=first.decisions,
             steady=steady,
             churn=churned,
             profile=_profile_text(profiler) if profiler else "",
