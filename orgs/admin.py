@@ -172,7 +172,9 @@ class MembershipAdmin(ServiceModelAdmin):
         return membership.role.label
 
     def save_model(self, request: HttpRequest, obj: Membership, form, change: bool) -> None:
-        services.membership_change_role(target=obj, role=form.cleaned_data["role"])
+        services.membership_change_role(
+            target=obj, role=form.cleaned_data["role"], may_touch_owners=True
+        )
 
     def delete_model(self, request: HttpRequest, obj: Membership) -> None:
-        services.membership_remove(target=obj)
+        services.membership_remove(target=obj, may_touch_owners=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser, Group
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Q
 
@@ -60,17 +60,18 @@ def organization_delete(*, organization: Organization) -> None:
         organization.delete()
 
 
-def _ensure_keeps_an_owner(*, target: Membership, new_role: Role | None) -> None:
-    """Refuse a change that would leave the target's organization without an owner.
+def _lock_and_check_target(
+    *, target: Membership, new_role: Role | None, may_touch_owners: bool
+) -> None:
+    """Lock the target and the organization's owners, then check the owner rules.
 
-    Locks the target's row and the organization's owner rows, in pk order, so that two
-    concurrent demotions cannot both pass. It decides on the locked rows rather than on
-    `target` as the caller read it, which a concurrent promotion may have made stale.
-    The query filters on `group_id`, without joining `auth_group`: FOR UPDATE would lock
-    the joined rows too, and the owner group's row is shared by every organization.
+    Rows are locked in pk order, so two concurrent demotions cannot both pass, and the
+    checks use the locked rows rather than `target` as the caller read it, which a
+    concurrent promotion may have made stale: only someone who may touch owners changes
+    an owner (or makes one), and the organization keeps at least one owner. The query
+    filters on `group_id`, without joining `auth_group`: FOR UPDATE would lock the
+    joined rows too, and the owner group's row is shared by every organization.
     """
-    if new_role == Role.OWNER:
-        return
     owner_group_id = _role_group(Role.OWNER).pk
     locked = dict(
         Membership.objects.select_for_update()
@@ -81,22 +82,25 @@ def _ensure_keeps_an_owner(*, target: Membership, new_role: Role | None) -> None
     )
     if target.pk not in locked:
         raise Membership.DoesNotExist("The member is no longer in the organization.")
+    target_is_owner = locked[target.pk] == owner_group_id
+    if not may_touch_owners and (target_is_owner or new_role == Role.OWNER):
+        raise PermissionDenied("Only an owner can make owners or change an owner's membership.")
     owners = [pk for pk, group_id in locked.items() if group_id == owner_group_id]
-    if owners == [target.pk]:
+    if target_is_owner and new_role != Role.OWNER and owners == [target.pk]:
         raise LastOwnerError("An organization must keep at least one owner.")
 
 
-def membership_change_role(*, target: Membership, role: Role) -> Membership:
+def membership_change_role(*, target: Membership, role: Role, may_touch_owners: bool) -> Membership:
     """Give a member another role; the organization keeps at least one owner."""
     with transaction.atomic():
-        _ensure_keeps_an_owner(target=target, new_role=role)
+        _lock_and_check_target(target=target, new_role=role, may_touch_owners=may_touch_owners)
         target.group = _role_group(role)
         target.save(update_fields=["group"])
     return target
 
 
-def membership_remove(*, target: Membership) -> None:
+def membership_remove(*, target: Membership, may_touch_owners: bool) -> None:
     """Remove a member; the organization keeps at least one owner."""
     with transaction.atomic():
-        _ensure_keeps_an_owner(target=target, new_role=None)
+        _lock_and_check_target(target=target, new_role=None, may_touch_owners=may_touch_owners)
         target.delete()

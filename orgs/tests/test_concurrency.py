@@ -50,8 +50,12 @@ def test_two_owners_demoting_each_other_leave_one_owner():
         second = MembershipFactory(organization=organization, role=Role.OWNER)
 
         results = _run_together(
-            lambda a=first: services.membership_change_role(target=a, role=Role.DEVELOPER),
-            lambda b=second: services.membership_change_role(target=b, role=Role.DEVELOPER),
+            lambda a=first: services.membership_change_role(
+                target=a, role=Role.DEVELOPER, may_touch_owners=True
+            ),
+            lambda b=second: services.membership_change_role(
+                target=b, role=Role.DEVELOPER, may_touch_owners=True
+            ),
         )
 
         errors = [r for r in results if isinstance(r, Exception)]
@@ -106,7 +110,9 @@ def test_a_demotion_in_progress_does_not_hold_up_other_organizations():
     def hold_a_demotion_open() -> None:
         try:
             with transaction.atomic():
-                services.membership_change_role(target=demoted, role=Role.ADMIN)
+                services.membership_change_role(
+                    target=demoted, role=Role.ADMIN, may_touch_owners=True
+                )
                 locked.set()
                 release.wait(timeout=10)
         finally:

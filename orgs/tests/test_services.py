@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.core.exceptions import PermissionDenied
 
 from orgs import services
 from orgs.models import Membership, Role
@@ -18,14 +19,14 @@ def test_last_owner_rule_uses_the_current_role_not_a_stale_read(organization, ch
     first_owner = MembershipFactory(organization=organization, role=Role.OWNER)
     target = MembershipFactory(organization=organization, role=Role.DEVELOPER)
     stale = Membership.objects.select_related("group").get(pk=target.pk)
-    services.membership_change_role(target=target, role=Role.OWNER)
-    services.membership_remove(target=first_owner)
+    services.membership_change_role(target=target, role=Role.OWNER, may_touch_owners=True)
+    services.membership_remove(target=first_owner, may_touch_owners=True)
 
     with pytest.raises(services.LastOwnerError):
         if change == "demote":
-            services.membership_change_role(target=stale, role=Role.VIEWER)
+            services.membership_change_role(target=stale, role=Role.VIEWER, may_touch_owners=True)
         else:
-            services.membership_remove(target=stale)
+            services.membership_remove(target=stale, may_touch_owners=True)
 
     assert list(Membership.objects.owners().filter(organization=organization)) == [target]
 
@@ -34,9 +35,27 @@ def test_changing_a_member_who_left_meanwhile_is_not_found(organization):
     MembershipFactory(organization=organization, role=Role.OWNER)
     target = MembershipFactory(organization=organization, role=Role.DEVELOPER)
     stale = Membership.objects.select_related("group").get(pk=target.pk)
-    services.membership_remove(target=target)
+    services.membership_remove(target=target, may_touch_owners=True)
 
     with pytest.raises(Membership.DoesNotExist):
-        services.membership_change_role(target=stale, role=Role.VIEWER)
+        services.membership_change_role(target=stale, role=Role.VIEWER, may_touch_owners=True)
 
     assert not Membership.objects.filter(pk=target.pk).exists()
+
+
+@pytest.mark.parametrize("change", ["demote", "remove"])
+def test_an_admin_cannot_touch_a_member_promoted_to_owner_meanwhile(organization, change):
+    """The view saw a developer, so an admin may act; under the lock the target is an
+    owner now, which only owners may change."""
+    MembershipFactory(organization=organization, role=Role.OWNER)
+    target = MembershipFactory(organization=organization, role=Role.DEVELOPER)
+    stale = Membership.objects.select_related("group").get(pk=target.pk)
+    services.membership_change_role(target=target, role=Role.OWNER, may_touch_owners=True)
+
+    with pytest.raises(PermissionDenied):
+        if change == "demote":
+            services.membership_change_role(target=stale, role=Role.VIEWER, may_touch_owners=False)
+        else:
+            services.membership_remove(target=stale, may_touch_owners=False)
+
+    assert Membership.objects.get(pk=target.pk).role == Role.OWNER

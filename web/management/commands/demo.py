@@ -93,7 +93,7 @@ class Command(BaseCommand):
         for role in (Role.ADMIN, Role.DEVELOPER, Role.VIEWER):
             membership = organization_join(actor=users[role], invite_code=organization.invite_code)
             if role != Role.DEVELOPER:
-                membership_change_role(target=membership, role=role)
+                membership_change_role(target=membership, role=role, may_touch_owners=True)
         return organization
 
     def _clusters(self, organization: Organization) -> tuple[Cluster, Cluster]:
