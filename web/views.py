@@ -148,7 +148,8 @@ def deployment_new(request: HttpRequest, organization_id: int) -> HttpResponse:
     organization = organization_list(user=request.user).get(pk=organization_id)
     clusters = cluster_list(user=request.user, organization_id=organization_id)
     initial = {"cluster": request.GET.get("cluster")} if request.GET.get("cluster") else {}
-    form = DeploymentForm(request.POST or None, clusters=clusters, initial=initial)
+    data = request.POST if request.method == "POST" else None
+    form = DeploymentForm(data, clusters=clusters, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
             deployment = services.deployment_create(

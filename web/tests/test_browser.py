@@ -77,6 +77,8 @@ def url(live_server, name: str, *args) -> str:
     return f"{live_server.url}{reverse(name, args=args)}"
 
 
+# Sequences reset: the screenshots show the same small ids whatever ran before.
+@pytest.mark.django_db(transaction=True, reset_sequences=True)
 def test_submit_queue_complete_and_watch_it_start(live_server, demo, browser):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
