@@ -1,0 +1,362 @@
+"""The load run and the fault run: phases, figures, and the final checks.
+
+Both end the same way: wait for the queue to drain and for a safety-net pass (enqueued
+by rqcron) to finish after the load, then `manage.py audit` and a check that every
+deployment answered 201 still exists.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ops.bench import load
+from ops.bench.stack import Stack
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class RunResult:
+    lines: list[str] = field(default_factory=list)
+    server_errors: int = 0
+    connection_errors: int = 0
+    get_per_second: float = 0.0
+    create_per_second: float = 0.0
+    create_and_schedule_per_second: float = 0.0
+    audit_clean: bool = False
+    audit_output: str = ""
+    answered_201: int = 0
+    lost: list[int] = field(default_factory=list)
+    faults: list[str] = field(default_factory=list)
+
+    @property
+    def ratio(self) -> float:
+        return self.create_and_schedule_per_second / self.get_per_second
+
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+@dataclass(frozen=True)
+class LoadShape:
+    clients: int = 16
+    clusters: int = 4
+    get_ops: int = 60  # per client
+    create_ops: int = 30  # per client
+    lifecycle_ops: int = 60  # per client
+    seed: int = 1
+
+
+def load_run(stack: Stack, shape: LoadShape, say: Say = print) -> RunResult:
+    result = RunResult()
+
+    def report(line: str) -> None:
+        result.lines.append(line)
+        say(line)
+
+    org = _set_up(stack, shape, report)
+    rngs = [random.Random(shape.seed * 1000 + i) for i in range(len(org.clients))]
+    everything: list[load.Sample] = []
+
+    # 1. The framework's own ceiling: a trivial authenticated GET.
+    recorder = _use(org, load.Recorder())
+    wall = load.run_concurrently(org.clients, lambda c, i: load.gets(c, shape.get_ops))
+    everything += recorder.samples
+    report(
+        load.format_stats("GET /api/v1/auth/me", load.endpoint_stats(recorder.samples, wall), wall)
+    )
+    result.get_per_second = _ok(recorder.samples) / wall
+
+    # 2. Creates, each answered after its commit; passes run in the RQ workers.
+    recorder = _use(org, load.Recorder())
+    wall = load.run_concurrently(
+        org.clients, lambda c, i: load.creates(c, rngs[i], org.cluster_ids, shape.create_ops)
+    )
+    drain = stack.wait_drained()
+    everything += recorder.samples
+    report(load.format_stats("creates", load.endpoint_stats(recorder.samples, wall), wall))
+    created = sum(1 for s in recorder.samples if s.status == 201)
+    result.create_per_second = created / wall
+    result.create_and_schedule_per_second = created / (wall + drain)
+    report(
+        f"  created {created} in {wall:.2f} s; queue drained {drain:.2f} s later: "
+        f"create-and-schedule {result.create_and_schedule_per_second:.1f}/s "
+        f"(requests {result.create_per_second:.1f}/s)"
+    )
+
+    # 3. The lifecycle: creates, completions, failures and cancellations, mixed.
+    recorder = _use(org, load.Recorder())
+    wall = load.run_concurrently(
+        org.clients,
+        lambda c, i: load.lifecycle(c, rngs[i], org.cluster_ids, shape.lifecycle_ops),
+    )
+    everything += recorder.samples
+    report(load.format_stats("lifecycle", load.endpoint_stats(recorder.samples, wall), wall))
+
+    _finish(stack, org, everything, result, report)
+    report(
+        f"create-and-schedule / GET = {result.create_and_schedule_per_second:.1f} / "
+        f"{result.get_per_second:.1f} = {result.ratio:.0%} (bar: >= 50%)"
+    )
+    return result
+
+
+def _set_up(stack: Stack, shape: LoadShape, report: Say) -> load.Organization:
+    recorder = load.Recorder()
+    org = load.set_up(stack.url, clients=shape.clients, clusters=shape.clusters, recorder=recorder)
+    load.run_concurrently(org.clients, lambda c, i: load.gets(c, 5))  # warm every worker
+    report(
+        f"stack: gunicorn x{stack.config.web_workers}, RQ workers x{stack.config.rq_workers}, "
+        f"rqcron every {stack.config.safety_net_seconds} s; {shape.clients} clients, "
+        f"{len(org.cluster_ids)} clusters; logs in {stack.dir}"
+    )
+    return org
+
+
+def _use(org: load.Organization, recorder: load.Recorder) -> load.Recorder:
+    for client in org.clients:
+        client.recorder = recorder
+    return recorder
+
+
+def _ok(samples: list[load.Sample]) -> int:
+    return sum(1 for s in samples if 200 <= s.status < 300)
+
+
+def _finish(
+    stack: Stack,
+    org: load.Organization,
+    samples: list[load.Sample],
+    result: RunResult,
+    report: Say,
+) -> None:
+    """Drain, wait for a safety-net pass that started after the load, audit, count."""
+    load_ended = datetime.now(UTC)
+    drained = stack.wait_drained()
+    report(f"queue drained {drained:.2f} s after the load")
+    waited = wait_for_safety_net(stack, after=load_ended)
+    stack.wait_drained()
+    report(f"a safety-net pass (rqcron) started and finished {waited:.1f} s after the load")
+    audit = stack.audit()
+    result.audit_output = (audit.stdout + audit.stderr).strip()
+    result.audit_clean = audit.returncode == 0
+    report(f"audit (exit {audit.returncode}): {result.audit_output}")
+    result.server_errors = load.server_errors(samples)
+    result.connection_errors = load.connection_errors(samples)
+    report(f"5xx answers: {result.server_errors}; connection errors: {result.connection_errors}")
+    answered = {i for client in org.clients for i in client.created}
+    existing = existing_deployments(stack)
+    result.answered_201 = len(answered)
+    result.lost = sorted(answered - existing)
+    report(
+        f"deployments answered 201: {len(answered)}; found in the database: "
+        f"{len(answered & existing)}; lost: {len(result.lost)}"
+    )
+    report(scheduler_metrics_summary(stack))
+
+
+def wait_for_safety_net(stack: Stack, *, after: datetime, timeout: float = 120) -> float:
+    """Wait until a `safety_net_job` enqueued after `after` has finished."""
+    from rq.job import Job
+    from rq.registry import FinishedJobRegistry
+
+    began = time.monotonic()
+    while time.monotonic() - began < timeout:
+        try:
+            connection = stack.redis()
+            ids = FinishedJobRegistry("default", connection=connection).get_job_ids()
+            for job in Job.fetch_many(ids, connection=connection):
+                if job is None or job.func_name != "scheduler.jobs.safety_net_job":
+                    continue
+                enqueued = job.enqueued_at
+                if enqueued is not None and enqueued.tzinfo is None:
+                    enqueued = enqueued.replace(tzinfo=UTC)
+                if enqueued is not None and enqueued > after:
+                    return time.monotonic() - began
+        except Exception:  # Redis restarting in a fault run: look again
+            pass
+        time.sleep(0.5)
+    raise RuntimeError("no safety-net pass ran after the load")
+
+
+def existing_deployments(stack: Stack) -> set[int]:
+    """Every deployment id in the database (read directly, not through the API)."""
+    code = (
+        "from deployments.models import Deployment; "
+        "print(' '.join(map(str, Deployment.objects.values_list('pk', flat=True))))"
+    )
+    output = stack.manage("shell", "-c", code).stdout
+    return {int(x) for x in output.split() if x.isdigit()}
+
+
+def scheduler_metrics_summary(stack: Stack) -> str:
+    text = stack.metrics()
+    wanted = (
+        "hypervisor_scheduling_pass_seconds_count",
+        "hypervisor_scheduling_pass_seconds_sum",
+        "hypervisor_deployment_starts_total",
+        "hypervisor_deployment_preemptions_total",
+    )
+    values = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in wanted:
+            values[name] = float(value)
+    passes = values.get(wanted[0], 0)
+    mean_ms = 1000 * values.get(wanted[1], 0) / passes if passes else 0
+    return (
+        f"/metrics: {passes:.0f} passes (mean {mean_ms:.1f} ms), "
+        f"{values.get(wanted[2], 0):.0f} starts, {values.get(wanted[3], 0):.0f} preemptions"
+    )
+
+
+# --- the fault run ---------------------------------------------------------------------
+
+
+def fault_run(stack: Stack, shape: LoadShape, say: Say = print) -> RunResult:
+    result = RunResult()
+
+    def report(line: str) -> None:
+        result.lines.append(line)
+        say(line)
+
+    org = _set_up(stack, shape, report)
+    rngs = [random.Random(shape.seed * 1000 + i) for i in range(len(org.clients))]
+    recorder = _use(org, load.Recorder())
+    stop = threading.Event()
+    supervisor = threading.Thread(target=_supervise, args=(stack, stop, report), daemon=True)
+    supervisor.start()
+    faults = threading.Thread(target=_inject_faults, args=(stack, result, report), daemon=True)
+    began = time.perf_counter()
+    faults.start()
+    wall = load.run_concurrently(
+        org.clients,
+        lambda c, i: load.lifecycle(c, rngs[i], org.cluster_ids, shape.lifecycle_ops),
+    )
+    faults.join()
+    report(f"load ended {time.perf_counter() - began:.1f} s after it began; faults done")
+    report(
+        load.format_stats(
+            "lifecycle under faults", load.endpoint_stats(recorder.samples, wall), wall
+        )
+    )
+    stack.wait_ready()
+    _finish(stack, org, recorder.samples, result, report)
+    stop.set()
+    supervisor.join()
+    return result
+
+
+def _supervise(stack: Stack, stop: threading.Event, report: Say) -> None:
+    """What compose's `restart: unless-stopped` does: restart RQ processes that exit."""
+    while not stop.wait(0.5):
+        for name in stack.revive():
+            report(f"  supervisor: {name} had exited; restarted it")
+
+
+def _inject_faults(stack: Stack, result: RunResult, report: Say) -> None:
+    def fault(line: str) -> None:
+        result.faults.append(line)
+        report(f"  FAULT {line}")
+
+    time.sleep(2)
+    fault(kill_worker_mid_pass(stack))
+    time.sleep(2)
+    fault(restart_redis())
+    time.sleep(3)
+    fault(restart_postgresql())
+
+
+def kill_worker_mid_pass(stack: Stack, timeout: float = 30) -> str:
+    """SIGKILL a worker and its work horse while the horse runs a scheduling pass."""
+    from rq import Worker
+
+    deadline = time.monotonic() + timeout
+    live = {p.pid: i for i, p in enumerate(stack.workers) if p is not None and p.poll() is None}
+    while time.monotonic() < deadline:
+        for worker in Worker.all(connection=stack.redis()):
+            job = worker.get_current_job() if worker.pid in live else None
+            if job is None or job.func_name != "scheduler.jobs.schedule_cluster_job":
+                continue
+            horses = _children(worker.pid)
+            if not horses:
+                continue
+            for pid in [*horses, worker.pid]:
+                os.kill(pid, signal.SIGKILL)
+            stack.workers[live[worker.pid]].wait()
+            return (
+                f"SIGKILLed RQ worker {live[worker.pid]} (pid {worker.pid}) and its work horse "
+                f"(pid {', '.join(map(str, horses))}) during {job.func_name}"
+                f"{tuple(job.args)}"
+            )
+        time.sleep(0.005)
+    return "no pass was running within 30 s: no worker killed"
+
+
+def _children(pid: int) -> list[int]:
+    children = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent == pid:
+            children.append(int(entry.name))
+    return children
+
+
+REDIS_START = [
+    "redis-server",
+    "--daemonize",
+    "yes",
+    "--bind",
+    "127.0.0.1",
+    "--port",
+    "6379",
+    "--save",
+    "",
+    "--appendonly",
+    "no",
+]
+
+
+def restart_redis() -> str:
+    began = time.monotonic()
+    subprocess.run(["redis-cli", "-p", "6379", "shutdown", "nosave"], capture_output=True)
+    time.sleep(1)
+    subprocess.run(REDIS_START, check=True, capture_output=True)
+    _wait_for(["redis-cli", "-p", "6379", "ping"])
+    return f"restarted Redis (shutdown nosave: every queued job and key lost), {time.monotonic() - began:.1f} s down"
+
+
+def restart_postgresql() -> str:
+    version = sorted(os.listdir("/etc/postgresql"))[-1]
+    began = time.monotonic()
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"],
+        check=True,
+        capture_output=True,
+    )
+    _wait_for(["pg_isready", "-h", "127.0.0.1", "-p", "5432", "-q"])
+    return f"restarted PostgreSQL {version} (every connection dropped), {time.monotonic() - began:.1f} s"
+
+
+def _wait_for(command: list[str], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if subprocess.run(command, capture_output=True).returncode == 0:
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"{command[0]} did not come back")

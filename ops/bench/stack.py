@@ -1,0 +1,224 @@
+"""A production-shaped stack on loopback: gunicorn (2 workers), RQ workers, rqcron.
+
+Each run gets its own PostgreSQL database and Redis database, so that it never touches
+the test suite's. Processes are started and stopped by pid; nothing else is signalled.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import redis
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+PYTHON = sys.executable
+
+
+@dataclass
+class StackConfig:
+    database: str = "hv_load"
+    pg_url: str = "postgres://postgres@127.0.0.1:5432"
+    redis_url: str = "redis://127.0.0.1:6379/5"
+    web_workers: int = 2
+    rq_workers: int = 2
+    safety_net_seconds: int = 3
+    log_level: str = "INFO"
+    # RQ worker class, as in docker-compose.yml; None: rq's default (a work horse forked
+    # per job, which costs a fork and a new database connection per pass).
+    worker_class: str | None = "rq.worker.SimpleWorker"
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Stack:
+    """Start with `with Stack(config) as stack:`; `stack.url` is the web's base URL."""
+
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.dir = Path(tempfile.mkdtemp(prefix="hv-stack-"))
+        self.metrics_token = secrets.token_urlsafe(16)
+        self.web: subprocess.Popen | None = None
+        self.workers: list[subprocess.Popen | None] = [None] * config.rq_workers
+        self.cron: subprocess.Popen | None = None
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("PYTEST")},
+            "DATABASE_URL": f"{config.pg_url}/{config.database}",
+            "REDIS_URL": config.redis_url,
+            "SECRET_KEY": "load-run-" + secrets.token_urlsafe(24),
+            "DEBUG": "false",
+            "RATELIMIT_ENABLE": "false",
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            # Plain HTTP on loopback: cookies without the Secure flag, no HTTPS redirect.
+            "SESSION_COOKIE_SECURE": "false",
+            "CSRF_COOKIE_SECURE": "false",
+            "SECURE_SSL_REDIRECT": "false",
+            "LOG_FORMAT": "json",
+            "LOG_LEVEL": config.log_level,
+            "METRICS_TOKEN": self.metrics_token,
+            "PROMETHEUS_MULTIPROC_DIR": str(self.dir / "metrics"),
+            "SCHEDULER_SAFETY_NET_SECONDS": str(config.safety_net_seconds),
+            "GUNICORN_BIND": f"127.0.0.1:{self.port}",
+            "WEB_CONCURRENCY": str(config.web_workers),
+            "FORWARDED_ALLOW_IPS": "127.0.0.1",
+            **config.extra_env,
+        }
+        (self.dir / "metrics").mkdir()
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def __enter__(self) -> Stack:
+        self.prepare()
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def prepare(self) -> None:
+        """A fresh database (dropped and created) and an empty Redis database."""
+        host = urlsplit(self.config.pg_url)
+        pg = ["-h", host.hostname or "127.0.0.1", "-p", str(host.port or 5432)]
+        pg += ["-U", host.username or "postgres"]
+        subprocess.run(["dropdb", *pg, "--if-exists", "--force", self.config.database], check=True)
+        subprocess.run(["createdb", *pg, self.config.database], check=True)
+        self.redis().flushdb()
+        self.manage("migrate", "--noinput", "-v", "0")
+
+    def start(self) -> None:
+        self.web = self._spawn("web", [PYTHON, "-m", "gunicorn", "hypervisor.wsgi"])
+        for index in range(len(self.workers)):
+            self.start_worker(index)
+        self.start_cron()
+        self.wait_ready()
+
+    def start_worker(self, index: int) -> None:
+        command = [PYTHON, "manage.py", "rqworker", "--with-scheduler", "default"]
+        if self.config.worker_class:
+            command[3:3] = ["--worker-class", self.config.worker_class]
+        self.workers[index] = self._spawn(f"worker{index}", command)
+
+    def start_cron(self) -> None:
+        self.cron = self._spawn("cron", [PYTHON, "manage.py", "rqcron", "scheduler.cron"])
+
+    def stop(self) -> None:
+        for process in [self.web, self.cron, *self.workers]:
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in [self.web, self.cron, *self.workers]:
+            if process is None:
+                continue
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def _spawn(self, name: str, command: list[str]) -> subprocess.Popen:
+        log = open(self.dir / f"{name}.log", "ab")  # noqa: SIM115 (lives with the process)
+        return subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=log)
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.web is not None and self.web.poll() is not None:
+                raise RuntimeError(f"gunicorn exited; see {self.dir / 'web.log'}")
+            try:
+                if requests.get(self.url + "/readyz", timeout=2).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"the stack was not ready in {timeout} s; see {self.dir}")
+
+    def revive(self) -> list[str]:
+        """Restart RQ processes that exited (what compose's restart policy does)."""
+        revived = []
+        for index, process in enumerate(self.workers):
+            if process is None or process.poll() is not None:
+                self.start_worker(index)
+                revived.append(f"worker{index}")
+        if self.cron is None or self.cron.poll() is not None:
+            self.start_cron()
+            revived.append("cron")
+        return revived
+
+    # --- helpers -----------------------------------------------------------------------
+
+    def manage(self, *args: str, check: bool = True, timeout: float = 300):
+        return subprocess.run(
+            [PYTHON, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=timeout,
+        )
+
+    def redis(self) -> redis.Redis:
+        return redis.Redis.from_url(self.config.redis_url, socket_timeout=5)
+
+    def queue_busy(self) -> bool:
+        """Jobs waiting, or one of our live workers busy with a job.
+
+        Registrations of killed workers linger in Redis until their TTL: only workers
+        whose pid is one of our live processes count.
+        """
+        from rq import Queue, Worker
+
+        connection = self.redis()
+        if Queue("default", connection=connection).count:
+            return True
+        live = {p.pid for p in self.workers if p is not None and p.poll() is None}
+        return any(
+            w.pid in live and w.get_state() == "busy" for w in Worker.all(connection=connection)
+        )
+
+    def wait_drained(self, timeout: float = 120) -> float:
+        """Wait until the queue is empty and no pass runs; return the seconds waited."""
+        began = time.monotonic()
+        quiet = 0
+        while time.monotonic() - began < timeout:
+            try:
+                busy = self.queue_busy()
+            except redis.RedisError:
+                busy = True
+            quiet = 0 if busy else quiet + 1
+            if quiet >= 3:  # three looks in a row, so a job between two looks is not missed
+                return time.monotonic() - began
+            time.sleep(0.05)
+        raise RuntimeError("the queue did not drain")
+
+    def audit(self) -> subprocess.CompletedProcess:
+        return self.manage("audit", check=False)
+
+    def metrics(self) -> str:
+        headers = {"Authorization": f"Bearer {self.metrics_token}"}
+        return requests.get(self.url + "/metrics", headers=headers, timeout=10).text
+
+    def count_5xx_in_logs(self) -> int:
+        """Server errors gunicorn or Django logged (tracebacks included)."""
+        count = 0
+        for log in self.dir.glob("web.log"):
+            for line in log.read_text(errors="replace").splitlines():
+                if '"status": 5' in line:
+                    count += 1
+        return count

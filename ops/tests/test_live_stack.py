@@ -1,0 +1,55 @@
+"""Short versions of the load run and the fuzzing, inside `make test`.
+
+Each starts the real stack on loopback (gunicorn with 2 workers, 2 RQ workers, rqcron)
+against its own PostgreSQL database and the suite's Redis database: real processes,
+nothing mocked. The long runs are scripts (docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import urlsplit
+
+import pytest
+from django.conf import settings
+
+from ops.bench.fuzz import run_schemathesis
+from ops.bench.runs import LoadShape, load_run
+from ops.bench.stack import Stack, StackConfig
+
+pytestmark = pytest.mark.slow
+
+
+def stack_config(suffix: str, **overrides) -> StackConfig:
+    url = urlsplit(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test"))
+    base = os.environ.get("TEST_DATABASE_NAME") or "test_hypervisor"
+    return StackConfig(
+        database=f"{base}_{suffix}",
+        pg_url=f"{url.scheme}://{url.netloc}",
+        redis_url=settings.REDIS_URL,
+        **overrides,
+    )
+
+
+@pytest.fixture
+def stack():
+    # The suite's autouse fixture flushes this Redis database after the test: the
+    # stack's queue and keys go with it.
+    with Stack(stack_config("load", safety_net_seconds=2)) as running:
+        yield running
+
+
+def test_a_short_load_run_has_no_5xx_and_a_clean_audit(stack):
+    shape = LoadShape(clients=8, clusters=4, get_ops=10, create_ops=6, lifecycle_ops=12)
+    result = load_run(stack, shape, say=lambda line: None)
+    report = result.text()
+    assert result.server_errors == 0, report
+    assert result.connection_errors == 0, report
+    assert result.audit_clean, report
+    assert result.answered_201 > 0 and result.lost == [], report
+
+
+def test_a_bounded_fuzz_run_finds_no_server_error_and_no_schema_violation(stack):
+    result = run_schemathesis(stack.url, max_examples=3, seed=7)
+    assert result.passed, result.output[-6000:]
+    assert result.cases >= 200, result.output[-2000:]
