@@ -452,3 +452,50 @@ def describe(instance: Instance, best: Outcome) -> str:
             f"runs {sorted(got.running)}"
         )
     return "\n".join(lines)
+
+
+# -- how far pack's exact search reaches ---------------------------------------------------
+
+
+@dataclass
+class Reach:
+    """The exact search of ``pack`` on instances of one size."""
+
+    size: int
+    in_play: list[int] = field(default_factory=list)  # deployments the search decides on
+    waiting: list[int] = field(default_factory=list)
+    proven: int = 0  # finished within its node budget
+    seconds: list[float] = field(default_factory=list)
+
+
+def exact_reach(seed: int, sizes: Iterable[int], per_size: int) -> list[Reach] | None:
+    """Run ``packing.exact`` on ``per_size`` instances of each size and count how often it
+    proves its answer within its budget. None when the planner does not expose it.
+
+    This reaches into the planner (``allocation._Engine.problem``): the search's
+    ``proven`` flag is not part of ``plan``'s result.
+    """
+    try:
+        from scheduler import allocation, packing
+
+        engine_class, exact = allocation._Engine, packing.exact
+    except (ImportError, AttributeError):
+        return None
+    out = []
+    for size in sizes:
+        reach = Reach(size=size)
+        for index in range(per_size):
+            snapshot = generate(seed, index, min_size=size, max_size=size).snapshot
+            snapshot = replace(snapshot, policy=Policy.PACK)
+            engine = engine_class(snapshot)
+            if not engine.has_choices():
+                continue
+            problem = engine.problem()
+            began = time.perf_counter()
+            solution = exact(problem)
+            reach.seconds.append(time.perf_counter() - began)
+            reach.proven += solution.proven
+            reach.in_play.append(sum(len(lv.running) + len(lv.waiting) for lv in problem.levels))
+            reach.waiting.append(len(snapshot.waiting))
+        out.append(reach)
+    return out

@@ -18,7 +18,7 @@ from scheduler.quality import EPOCH, brute_force, generate, optimum, violations
 
 def test_bench_quality_prints_each_policys_figures():
     out = StringIO()
-    call_command("bench_quality", instances=4, seed=3, stdout=out)
+    call_command("bench_quality", instances=4, seed=3, reach_instances=3, stdout=out)
     text = out.getvalue()
     for policy in ("fifo:", "pack:"):
         assert policy in text
@@ -31,6 +31,7 @@ def test_bench_quality_prints_each_policys_figures():
     ):
         assert figure in text
     assert "bar 0 unnecessary victims" in text
+    assert "exact search" in text
 
 
 @pytest.mark.django_db(transaction=True)

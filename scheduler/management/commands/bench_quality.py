@@ -21,7 +21,14 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from scheduler.allocation import Policy
 from scheduler.benchmarks import percentile
-from scheduler.quality import PolicyFigures, SolverError, describe, generate, optimum
+from scheduler.quality import (
+    PolicyFigures,
+    SolverError,
+    describe,
+    exact_reach,
+    generate,
+    optimum,
+)
 
 EQUAL_BAR = 0.99
 COUNT_BAR = 0.995
@@ -41,6 +48,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--instance", type=int, help="Print only this instance, its optimum and each plan."
         )
+        parser.add_argument(
+            "--reach-sizes",
+            default="10,20,40,60,80,100",
+            help="Deployment counts at which to run pack's exact search alone ('' to skip).",
+        )
+        parser.add_argument("--reach-instances", type=int, default=50, help="Per reach size.")
 
     def handle(self, *args, instances: int, seed: int, **options) -> None:
         low, high = options["min_size"], options["max_size"]
@@ -68,6 +81,9 @@ class Command(BaseCommand):
         for fig in figures.values():
             self._report(fig)
         self._show(figures[Policy.PACK], seed, low, high, options["show"])
+        sizes = [int(x) for x in options["reach_sizes"].split(",") if x.strip()]
+        if sizes:
+            self._reach(seed, sizes, options["reach_instances"])
         self.stdout.write(f"load average after: {_load()}")
 
     def _run(self, instances: int, seed: int, low: int, high: int):
@@ -122,6 +138,38 @@ class Command(BaseCommand):
         for index in fig.mismatches[:limit]:
             instance = generate(seed, index, min_size=low, max_size=high)
             self.stdout.write("\n" + describe(instance, optimum(instance.snapshot)))
+
+    def _reach(self, seed: int, sizes: list[int], per_size: int) -> None:
+        reaches = exact_reach(seed, sizes, per_size)
+        if reaches is None:
+            self.stdout.write("\npack's exact search: not exposed by the planner")
+            return
+        from scheduler import packing
+
+        self.stdout.write(
+            f"\npack's exact search alone (packing.exact; plan() uses it up to "
+            f"{getattr(packing, 'EXACT_LIMIT', '?')} deployments in play, budget "
+            f"{getattr(packing, 'NODE_BUDGETS', getattr(packing, 'NODE_BUDGET', '?'))} nodes):"
+        )
+        largest, proven_so_far = None, True
+        for reach in sorted(reaches, key=lambda r: r.size):
+            if not reach.seconds:
+                continue
+            share = reach.proven / len(reach.seconds)
+            proven_so_far = proven_so_far and share == 1
+            if proven_so_far:
+                largest = (reach.size, max(reach.waiting))
+            self.stdout.write(
+                f"  {reach.size:3d} deployments (waiting up to {max(reach.waiting)}, in play up "
+                f"to {max(reach.in_play)}): proven {reach.proven}/{len(reach.seconds)}, "
+                f"p50 {percentile(reach.seconds, 50) * 1000:.1f} ms, "
+                f"p99 {percentile(reach.seconds, 99) * 1000:.1f} ms"
+            )
+        if largest:
+            self.stdout.write(
+                f"  every search proven within budget up to {largest[0]} deployments "
+                f"({largest[1]} waiting)"
+            )
 
 
 def _load() -> str:
