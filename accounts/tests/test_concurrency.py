@@ -12,14 +12,16 @@ from rest_framework.test import APIClient
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_concurrent_registrations_of_one_username_make_one_account():
+@pytest.mark.parametrize("spellings", [["ada"] * 4, ["ada", "Ada", "ADA", "aDa"]])
+def test_concurrent_registrations_of_one_username_make_one_account(spellings):
+    """Also in different letter cases: the database's lower(username) index decides."""
     barrier = threading.Barrier(4)
     statuses: list[int] = []
 
-    def register(password: str) -> None:
+    def register(username: str, password: str) -> None:
         try:
             barrier.wait(timeout=10)
-            body = {"username": "ada", "password": password}
+            body = {"username": username, "password": password}
             statuses.append(
                 APIClient().post("/api/v1/auth/register", body, format="json").status_code
             )
@@ -27,7 +29,8 @@ def test_concurrent_registrations_of_one_username_make_one_account():
             connection.close()
 
     threads = [
-        threading.Thread(target=register, args=(f"plum-tractor-velvet-{i}",)) for i in range(4)
+        threading.Thread(target=register, args=(name, f"plum-tractor-velvet-{i}"))
+        for i, name in enumerate(spellings)
     ]
     for thread in threads:
         thread.start()
@@ -35,4 +38,4 @@ def test_concurrent_registrations_of_one_username_make_one_account():
         thread.join(timeout=30)
 
     assert sorted(statuses) == [201, 400, 400, 400]
-    assert get_user_model().objects.filter(username="ada").count() == 1
+    assert get_user_model().objects.filter(username__iexact="ada").count() == 1
