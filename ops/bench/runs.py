@@ -277,7 +277,11 @@ def _inject_faults(stack: Stack, result: RunResult, report: Say) -> None:
 
 
 def kill_worker_mid_pass(stack: Stack, timeout: float = 30) -> str:
-    """SIGKILL a worker and its work horse while the horse runs a scheduling pass."""
+    """SIGKILL a worker (and what it forked) while it runs a scheduling pass.
+
+    A pass job first waits out the merge window; a job that has run longer than that
+    is inside the pass (its transaction is open) or just finishing it.
+    """
     from rq import Worker
 
     deadline = time.monotonic() + timeout
@@ -287,16 +291,22 @@ def kill_worker_mid_pass(stack: Stack, timeout: float = 30) -> str:
             job = worker.get_current_job() if worker.pid in live else None
             if job is None or job.func_name != "scheduler.jobs.schedule_cluster_job":
                 continue
-            horses = _children(worker.pid)
-            if not horses:
+            started = job.started_at
+            if started is None:
                 continue
-            for pid in [*horses, worker.pid]:
+            if started.tzinfo is None:
+                started = started.replace(tzinfo=UTC)
+            running_for = (datetime.now(UTC) - started).total_seconds()
+            if running_for < 0.06:
+                continue
+            forked = _children(worker.pid)
+            for pid in [worker.pid, *forked]:
                 os.kill(pid, signal.SIGKILL)
             stack.workers[live[worker.pid]].wait()
             return (
-                f"SIGKILLed RQ worker {live[worker.pid]} (pid {worker.pid}) and its work horse "
-                f"(pid {', '.join(map(str, horses))}) during {job.func_name}"
-                f"{tuple(job.args)}"
+                f"SIGKILLed RQ worker {live[worker.pid]} (pid {worker.pid}, and pids "
+                f"{forked} it forked) {running_for * 1000:.0f} ms into "
+                f"{job.func_name}{tuple(job.args)}"
             )
         time.sleep(0.005)
     return "no pass was running within 30 s: no worker killed"
