@@ -271,9 +271,49 @@ def _inject_faults(stack: Stack, result: RunResult, report: Say) -> None:
     time.sleep(2)
     fault(kill_worker_mid_pass(stack))
     time.sleep(2)
-    fault(restart_redis())
+    with ReadinessWatch(stack) as watch:
+        fault(restart_redis())
+    report(f"    /readyz meanwhile: {watch.summary()}")
     time.sleep(3)
-    fault(restart_postgresql())
+    with ReadinessWatch(stack) as watch:
+        fault(restart_postgresql())
+    report(f"    /readyz meanwhile: {watch.summary()}")
+
+
+class ReadinessWatch:
+    """Polls /readyz every 50 ms while a fault lasts, and tells what it answered."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.url = stack.url + "/readyz"
+        self.answers: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def __enter__(self) -> ReadinessWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        time.sleep(0.5)  # the first answers after the fault
+        self._stop.set()
+        self._thread.join()
+
+    def _poll(self) -> None:
+        import requests
+
+        while not self._stop.wait(0.05):
+            try:
+                response = requests.get(self.url, timeout=2)
+                failed = response.json().get("failed", [])
+                self.answers.append(f"{response.status_code} {failed}" if failed else "200")
+            except (requests.RequestException, ValueError):
+                self.answers.append("no answer")
+
+    def summary(self) -> str:
+        counts: dict[str, int] = {}
+        for answer in self.answers:
+            counts[answer] = counts.get(answer, 0) + 1
+        return ", ".join(f"{answer} x{n}" for answer, n in counts.items())
 
 
 def kill_worker_mid_pass(stack: Stack, timeout: float = 30) -> str:

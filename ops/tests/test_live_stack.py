@@ -47,6 +47,15 @@ def test_a_short_load_run_has_no_5xx_and_a_clean_audit(stack):
     assert result.connection_errors == 0, report
     assert result.audit_clean, report
     assert result.answered_201 > 0 and result.lost == [], report
+    # The passes ran in the RQ workers; the web's /metrics adds their samples up.
+    metrics = dict(
+        line.split(" ", 1) for line in stack.metrics().splitlines() if line.startswith("hyperv")
+    )
+    assert float(metrics["hypervisor_scheduling_pass_seconds_count"]) > 0
+    assert float(metrics["hypervisor_deployment_starts_total"]) > 0
+    # The container health checks of worker and cron (docker-compose.yml).
+    assert "2 live RQ worker(s)" in stack.manage("probe", "--worker").stdout
+    assert "1 live RQ cron scheduler(s)" in stack.manage("probe", "--cron").stdout
 
 
 def test_a_bounded_fuzz_run_finds_no_server_error_and_no_schema_violation(stack):
