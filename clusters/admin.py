@@ -218,9 +218,8 @@ class ClusterAdmin(ServiceModelAdmin):
     @admin.action(description="Reschedule: run a scheduling pass now")
     def reschedule(self, request: HttpRequest, queryset: QuerySet[Cluster]) -> None:
         cluster_ids = sorted(queryset.values_list("pk", flat=True))
-        cause = f"a pass requested by {request.user.get_username()} in the admin"
         for cluster_id in cluster_ids:
-            request_schedule(cluster_id=cluster_id, cause=cause)
+            request_schedule(cluster_id=cluster_id)
         self.message_user(
             request, f"Requested a scheduling pass for {len(cluster_ids)} cluster(s)."
         )

@@ -212,9 +212,8 @@ class DeploymentAdmin(admin.ModelAdmin):
     @admin.action(description="Reschedule their clusters: run a pass now", permissions=["act"])
     def reschedule_cluster(self, request: HttpRequest, queryset: QuerySet[Deployment]) -> None:
         cluster_ids = sorted(set(queryset.values_list("cluster_id", flat=True)))
-        cause = f"a pass requested by {request.user.get_username()} in the admin"
         for cluster_id in cluster_ids:
-            request_schedule(cluster_id=cluster_id, cause=cause)
+            request_schedule(cluster_id=cluster_id)
         self.message_user(
             request, f"Requested a scheduling pass for {len(cluster_ids)} cluster(s)."
         )

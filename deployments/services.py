@@ -54,6 +54,7 @@ TRANSITIONS: dict[Action, tuple[frozenset[Status], Status]] = {
     Action.CANCEL: (frozenset({Status.PENDING, Status.QUEUED, Status.RUNNING}), Status.CANCELLED),
 }
 _PAST_TENSE = {Action.COMPLETE: "completed", Action.FAIL: "failed", Action.CANCEL: "cancelled"}
+_NOUN = {Action.COMPLETE: "completion", Action.FAIL: "failure", Action.CANCEL: "cancellation"}
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,7 @@ def _create(*, actor: AbstractBaseUser, cluster: Cluster, spec: DeploymentSpec) 
         )
         _record(deployment, "", deployment.status, "created", now, actor=actor)
         if not unmet:
-            request_schedule(cluster_id=cluster.pk, cause=f"deployment {deployment.pk} was created")
+            request_schedule(cluster_id=cluster.pk)
     return deployment
 
 
@@ -201,9 +202,9 @@ def _act(*, actor: AbstractBaseUser, deployment_id: int, action: Action) -> Depl
             cluster.set_allocated(cluster.allocated - deployment.resources)
             cluster.save(update_fields=["allocated_cpu", "allocated_ram_mb", "allocated_gpu"])
         resolve_dependents(finished_ids=[deployment.pk])
-        request_schedule(
-            cluster_id=cluster_id, cause=f"deployment {deployment.pk} {_PAST_TENSE[action]}"
-        )
+        # Only work that ran frees room; start events name it as what made room.
+        cause = f"the {_NOUN[action]} of deployment {deployment.pk}" if was_running else ""
+        request_schedule(cluster_id=cluster_id, cause=cause)
     return deployment
 
 
@@ -284,7 +285,7 @@ def resolve_dependents(*, finished_ids: Iterable[int]) -> None:
             deployment.status_reason = waiting_for_dependencies_reason(links)
             deployment.save(update_fields=["status_reason", "updated_at"])
     for cluster_id in sorted(clusters_to_schedule):
-        request_schedule(cluster_id=cluster_id, cause="dependencies were met")
+        request_schedule(cluster_id=cluster_id)
 
 
 def _pending_dependents(ids: set[int]) -> set[int]:

@@ -49,6 +49,7 @@ def snapshot_of(cluster: Cluster, rows: list[Deployment], *, now) -> ClusterSnap
             priority=d.priority,
             preemptible=d.preemptible,
             started_at=d.started_at,
+            queued_at=d.queued_at,
         )
         for d in rows
         if d.status == Status.RUNNING
@@ -128,7 +129,7 @@ def _start_reason(start: allocation.Start, cause: str) -> str:
     if start.preempted:
         victims = ", ".join(str(v) for v in start.preempted)
         return f"started after preempting lower-priority deployment(s) {victims}"
-    return f"started: room made by {cause}" if cause else "started: it fits in the free room"
+    return f"started in the room made by {cause}" if cause else "started: it fits in the free room"
 
 
 def _apply(cluster: Cluster, rows: list[Deployment], plan: Plan, *, now, cause: str) -> None:

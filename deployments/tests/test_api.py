@@ -575,7 +575,7 @@ def test_events_list_every_status_change_oldest_first(owner, viewer, organizatio
     assert events[0]["actor"] == owner.username
     assert events[1]["actor"] is None  # the scheduler
     # A start names what made room.
-    assert f"deployment {first['id']} completed" in events[1]["reason"]
+    assert f"the completion of deployment {first['id']}" in events[1]["reason"]
     first_events = _events(api, first["id"])
     assert [(e["from_status"], e["to_status"]) for e in first_events] == [
         ("", "queued"),

@@ -60,6 +60,8 @@ def test_preemption_requeues_the_victim_in_its_original_place():
     deployment_act(actor=UserFactory(), deployment_id=high.pk, action=Action.COMPLETE)
     low.refresh_from_db()
     assert low.status == Status.RUNNING
+    restart = DeploymentEvent.objects.filter(deployment=low, to_status=Status.RUNNING).last()
+    assert restart.reason == f"started in the room made by the completion of deployment {high.pk}"
     assert all_violations(cluster) == []
 
 

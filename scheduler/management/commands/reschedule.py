@@ -25,7 +25,7 @@ class Command(BaseCommand):
         # Settle dependencies first, so that newly queued deployments are in the passes.
         dependencies_resolve_all()
         for cluster_id in ids:
-            result = schedule_cluster(cluster_id=cluster_id, cause="manage.py reschedule")
+            result = schedule_cluster(cluster_id=cluster_id)
             started = ", ".join(map(str, result.started)) or "none"
             preempted = ", ".join(f"{v} (for {p})" for v, p in result.preempted) or "none"
             self.stdout.write(

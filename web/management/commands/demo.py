@@ -119,12 +119,12 @@ class Command(BaseCommand):
         )
         # With REDIS_URL set the pass would wait for a worker; run it here so that the
         # demo's state is settled when the command ends (a pass is idempotent).
-        schedule_cluster(cluster_id=cluster.pk, cause=f"deployment {deployment.pk} was created")
+        schedule_cluster(cluster_id=cluster.pk)
         return deployment
 
     def _act(self, actor, deployment: Deployment, action: Action) -> None:
         deployment_act(actor=actor, deployment_id=deployment.pk, action=action)
-        schedule_cluster(cluster_id=deployment.cluster_id, cause=f"deployment {deployment.pk}")
+        schedule_cluster(cluster_id=deployment.cluster_id)
 
     def _gpu_story(self, cluster: Cluster, users: dict[Role, object]) -> None:
         dev, admin = users[Role.DEVELOPER], users[Role.ADMIN]
