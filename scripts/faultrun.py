@@ -9,7 +9,9 @@ worker (and anything it forked) in the middle of a scheduling pass, restarts Red
 (`redis-cli shutdown nosave`: the queue and every key are lost), and restarts
 PostgreSQL (every connection dropped). A supervisor restarts RQ processes that exit,
 as compose's restart policy would. Afterwards, once a safety-net pass has run: the
-audit must be clean, and every deployment answered 201 must exist.
+audit must be clean, every deployment answered 201 must exist, and no 5xx may come
+outside the Redis and PostgreSQL restarts (requests in flight while PostgreSQL is down
+fail; nothing else may).
 
 WARNING: it restarts this machine's shared Redis and PostgreSQL servers: any other test
 run using them at that moment will see errors.
@@ -46,6 +48,8 @@ def main() -> int:
         failures.append("audit not clean")
     if result.lost:
         failures.append(f"lost deployments {result.lost}")
+    if result.errors_outside_outages:
+        failures.append(f"{result.errors_outside_outages} 5xx outside the outages")
     if len(result.faults) < 3 or any("no worker killed" in f for f in result.faults):
         failures.append("not every fault was injected")
     print("BAR: " + ("met" if not failures else "NOT met: " + "; ".join(failures)))

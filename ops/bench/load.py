@@ -25,6 +25,7 @@ class Sample:
     endpoint: str
     status: int
     seconds: float
+    at: float = 0.0  # wall-clock time of the answer (time.time())
 
 
 @dataclass
@@ -58,9 +59,10 @@ class Client:
                 method, self.base_url + path, json=body, headers=headers, timeout=self.timeout
             )
         except requests.RequestException:
-            self.recorder.add(Sample(endpoint, 0, time.perf_counter() - began))
+            self.recorder.add(Sample(endpoint, 0, time.perf_counter() - began, time.time()))
             return None
-        self.recorder.add(Sample(endpoint, response.status_code, time.perf_counter() - began))
+        elapsed = time.perf_counter() - began
+        self.recorder.add(Sample(endpoint, response.status_code, elapsed, time.time()))
         return response
 
     def sign_up(self) -> None:

@@ -37,6 +37,9 @@ class RunResult:
     answered_201: int = 0
     lost: list[int] = field(default_factory=list)
     faults: list[str] = field(default_factory=list)
+    # (start, end) wall-clock times of the Redis and PostgreSQL outages.
+    outages: list[tuple[float, float]] = field(default_factory=list)
+    errors_outside_outages: int = 0
 
     @property
     def ratio(self) -> float:
@@ -251,9 +254,28 @@ def fault_run(stack: Stack, shape: LoadShape, say: Say = print) -> RunResult:
     )
     stack.wait_ready()
     _finish(stack, org, recorder.samples, result, report)
+    line, result.errors_outside_outages = _errors_by_outage(recorder.samples, result.outages)
+    report(line)
     stop.set()
     supervisor.join()
     return result
+
+
+def _errors_by_outage(
+    samples: list[load.Sample], outages: list[tuple[float, float]]
+) -> tuple[str, int]:
+    """Where the 5xx answers fell: during an outage (plus 1 s for answers in flight) or not."""
+    names = ["Redis", "PostgreSQL"]
+    counts = dict.fromkeys([*names, "outside any outage"], 0)
+    for sample in samples:
+        if sample.status < 500:
+            continue
+        during = [n for n, (a, b) in zip(names, outages, strict=False) if a <= sample.at <= b + 1]
+        counts[during[0] if during else "outside any outage"] += 1
+    line = "5xx by when: " + ", ".join(
+        f"during the {k} restart: {v}" if k in names else f"{k}: {v}" for k, v in counts.items()
+    )
+    return line, counts["outside any outage"]
 
 
 def _supervise(stack: Stack, stop: threading.Event, report: Say) -> None:
@@ -271,13 +293,13 @@ def _inject_faults(stack: Stack, result: RunResult, report: Say) -> None:
     time.sleep(2)
     fault(kill_worker_mid_pass(stack))
     time.sleep(2)
-    with ReadinessWatch(stack) as watch:
-        fault(restart_redis())
-    report(f"    /readyz meanwhile: {watch.summary()}")
-    time.sleep(3)
-    with ReadinessWatch(stack) as watch:
-        fault(restart_postgresql())
-    report(f"    /readyz meanwhile: {watch.summary()}")
+    for restart in (restart_redis, restart_postgresql):
+        began = time.time()
+        with ReadinessWatch(stack) as watch:
+            fault(restart())
+        result.outages.append((began, time.time()))
+        report(f"    /readyz meanwhile: {watch.summary()}")
+        time.sleep(3)
 
 
 class ReadinessWatch:
