@@ -17,7 +17,7 @@ RUN SECRET_KEY=collectstatic-only STATIC_ROOT=/app/staticfiles \
     python manage.py collectstatic --noinput \
  && useradd --system --uid 10001 --home-dir /app hypervisor \
  && mkdir -p /app/var /metrics \
- && chown -R hypervisor /app/var /metrics
+ && chown -R hypervisor /app/var /app/staticfiles /metrics
 
 ENV STATIC_ROOT=/app/staticfiles
 USER hypervisor
