@@ -24,6 +24,9 @@ errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 # Trust X-Forwarded-* only from the proxy in front (compose: anything on its network).
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# No runtime control socket (gunicornc): its default path ($HOME/.gunicorn/gunicorn.ctl)
+# is shared by every gunicorn of a user, and the image's user cannot write $HOME.
+control_socket_disable = True
 
 
 def on_starting(server) -> None:
