@@ -72,7 +72,9 @@ def load_run(stack: Stack, shape: LoadShape, say: Say = print) -> RunResult:
 
     # 1. The framework's own ceiling: a trivial authenticated GET.
     recorder = _use(org, load.Recorder())
+    cpu = stack.cpu_seconds()
     wall = load.run_concurrently(org.clients, lambda c, i: load.gets(c, shape.get_ops))
+    get_cpu = _cpu_per_request(cpu, stack.cpu_seconds(), len(recorder.samples))
     everything += recorder.samples
     report(
         load.format_stats("GET /api/v1/auth/me", load.endpoint_stats(recorder.samples, wall), wall)
@@ -81,10 +83,12 @@ def load_run(stack: Stack, shape: LoadShape, say: Say = print) -> RunResult:
 
     # 2. Creates, each answered after its commit; passes run in the RQ workers.
     recorder = _use(org, load.Recorder())
+    cpu = stack.cpu_seconds()
     wall = load.run_concurrently(
         org.clients, lambda c, i: load.creates(c, rngs[i], org.cluster_ids, shape.create_ops)
     )
     drain = stack.wait_drained()
+    create_cpu = _cpu_per_request(cpu, stack.cpu_seconds(), len(recorder.samples))
     everything += recorder.samples
     report(load.format_stats("creates", load.endpoint_stats(recorder.samples, wall), wall))
     created = sum(1 for s in recorder.samples if s.status == 201)
@@ -95,6 +99,8 @@ def load_run(stack: Stack, shape: LoadShape, say: Say = print) -> RunResult:
         f"create-and-schedule {result.create_and_schedule_per_second:.1f}/s "
         f"(requests {result.create_per_second:.1f}/s)"
     )
+    report(f"  CPU ms per GET /auth/me: {get_cpu}")
+    report(f"  CPU ms per create, scheduled: {create_cpu}")
 
     # 3. The lifecycle: creates, completions, failures and cancellations, mixed.
     recorder = _use(org, load.Recorder())
@@ -111,6 +117,12 @@ def load_run(stack: Stack, shape: LoadShape, say: Say = print) -> RunResult:
         f"{result.get_per_second:.1f} = {result.ratio:.0%} (bar: >= 50%)"
     )
     return result
+
+
+def _cpu_per_request(before: dict[str, float], after: dict[str, float], n: int) -> str:
+    parts = {k: (after[k] - before[k]) * 1000 / max(n, 1) for k in before}
+    text = ", ".join(f"{k} {v:.1f}" for k, v in parts.items())
+    return f"{text}; total {sum(parts.values()):.1f}"
 
 
 def _set_up(stack: Stack, shape: LoadShape, report: Say) -> load.Organization:

@@ -214,6 +214,26 @@ class Stack:
         headers = {"Authorization": f"Bearer {self.metrics_token}"}
         return requests.get(self.url + "/metrics", headers=headers, timeout=10).text
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU time used so far by each part of the stack, from /proc: gunicorn's workers,
+        the RQ workers (with what they forked and reaped), this database's PostgreSQL
+        backends (those alive now), and this process (the clients)."""
+        from ops.bench.runs import _children
+
+        backends = self.manage(
+            "dbshell",
+            "--",
+            "-Atc",
+            "select pid from pg_stat_activity where datname = current_database()",
+            check=False,
+        ).stdout.split()
+        return {
+            "web": sum(_cpu(pid) for pid in _children(self.web.pid)) if self.web else 0.0,
+            "workers": sum(_cpu(p.pid) for p in self.workers if p is not None),
+            "database": sum(_cpu(int(pid)) for pid in backends if pid.isdigit()),
+            "clients": _cpu(os.getpid(), children=False),
+        }
+
     def count_5xx_in_logs(self) -> int:
         """Server errors gunicorn or Django logged (tracebacks included)."""
         count = 0
@@ -222,3 +242,13 @@ class Stack:
                 if '"status": 5' in line:
                     count += 1
         return count
+
+
+def _cpu(pid: int, *, children: bool = True) -> float:
+    """utime + stime (and those of reaped children) of a process, in seconds; 0 if gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = sum(int(x) for x in fields[11 : 15 if children else 13])
+    return ticks / os.sysconf("SC_CLK_TCK")
