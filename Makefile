@@ -29,11 +29,12 @@ run: $(VENV)/.runtime
 	@echo "Try the demo data: DEBUG=true $(BIN)/python manage.py demo (prints how to sign in)."
 	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py runserver 127.0.0.1:8000
 
-## worker: RQ worker (with rq's scheduler) plus the periodic safety-net pass; needs REDIS_URL
+## worker: RQ worker (with rq's scheduler) plus the periodic safety-net pass; needs REDIS_URL.
+## SimpleWorker runs the short, idempotent passes in-process instead of forking per job.
 worker: $(VENV)/.runtime
 	@test -n "$$REDIS_URL" || (echo "worker needs REDIS_URL (and DATABASE_URL)"; exit 2)
 	$(BIN)/python manage.py rqcron scheduler.cron & \
-	$(BIN)/python manage.py rqworker --with-scheduler default; kill %1
+	$(BIN)/python manage.py rqworker --with-scheduler --worker-class rq.worker.SimpleWorker default; kill %1
 
 ## services: start this machine's PostgreSQL and Redis if they are down
 services:

@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 # Set while a pass for the cluster is enqueued and not yet started.
 PENDING_KEY = "hv:schedule-pending:{cluster_id}"
-PENDING_TTL_SECONDS = 300
+PENDING_TTL_SECONDS = 30  # a job lost before clearing it holds merges this long at most
 
 
 @functools.cache
