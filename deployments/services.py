@@ -135,10 +135,18 @@ def _create(*, actor: AbstractBaseUser, cluster: Cluster, spec: DeploymentSpec) 
             queued_at=None if unmet else now,
             status_reason=waiting_for_dependencies_reason(unmet) if unmet else "",
         )
-        Dependency.objects.bulk_create(
-            Dependency(dependent=deployment, dependency_id=d.deployment_id, condition=d.condition)
+        links = Dependency.objects.bulk_create(
+            Dependency(
+                dependent=deployment,
+                dependency=dependencies[d.deployment_id],
+                condition=d.condition,
+            )
             for d in spec.depends_on
         )
+        # What the API shows of the new deployment is all here: its answer needs no
+        # re-read (the links as a prefetch would give them, in dependency order).
+        links.sort(key=lambda link: link.dependency_id)
+        deployment._prefetched_objects_cache = {"dependency_links": links}
         _record(deployment, "", deployment.status, "created", now, actor=actor)
         if not unmet:
             request_schedule(cluster_id=cluster.pk)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -29,6 +30,9 @@ from hypervisor.permissions import OrganizationPermission, org_permissions, requ
 
 NOT_FOUND = {404: OpenApiResponse(description="Not found, or not in your organizations.")}
 FORBIDDEN = {403: OpenApiResponse(description="Your role does not allow this action.")}
+# What a scheduling pass writes on a deployment (scheduler.services._apply).
+PASS_WRITES = ["status", "status_reason", "started_at", "preemption_count", "updated_at"]
+
 CONFLICT = {409: OpenApiResponse(description="The deployment's status does not allow it.")}
 
 
@@ -122,8 +126,11 @@ class DeploymentViewSet(
             depends_on=tuple(data["depends_on"]),
         )
         deployment = services.deployment_create(actor=request.user, cluster=cluster, spec=spec)
-        fresh = self.get_queryset().get(pk=deployment.pk)
-        return Response(DeploymentSerializer(fresh).data, status=status.HTTP_201_CREATED)
+        if not settings.USE_RQ:
+            # The pass ran in-process after the commit: show its outcome. Only these
+            # fields can have changed (the dependency links came with the instance).
+            deployment.refresh_from_db(fields=PASS_WRITES)
+        return Response(DeploymentSerializer(deployment).data, status=status.HTTP_201_CREATED)
 
     def _act(self, request: Request, action: Action) -> Response:
         deployment = self.get_object()

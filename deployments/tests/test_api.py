@@ -132,6 +132,40 @@ def test_create_answers_queued_with_a_reason_when_it_does_not_fit(owner, organiz
     assert "0.5 CPU free" in second["status_reason"]
 
 
+@pytest.mark.django_db(transaction=True)
+def test_create_answer_equals_a_read_of_the_row_with_dependencies(owner, cluster, as_user):
+    """The create answers from the instance it created (no re-read): it must say exactly
+    what a GET says, dependency links and the pending reason included."""
+    api = as_user(owner)
+    first = _create(api, cluster, resources={"cpu": 8, "ram_mb": 10, "gpu": 0})
+    second = _create(api, cluster, resources={"cpu": 8, "ram_mb": 10, "gpu": 0})
+    finished = _finished(cluster, Status.FAILED)
+    depends_on = [second["id"], {"deployment": first["id"], "condition": "finished"}]
+    depends_on.append({"deployment": finished.pk, "condition": "failed"})
+
+    data = _create(api, cluster, depends_on=depends_on)
+
+    assert data["status"] == "pending"
+    assert [d["deployment"] for d in data["depends_on"]] == sorted(
+        [first["id"], second["id"], finished.pk]
+    )
+    assert str(second["id"]) in data["status_reason"]
+    assert api.get(_url(data["id"])).json() == data
+
+
+@pytest.mark.rq
+@pytest.mark.django_db(transaction=True)
+def test_create_with_workers_answers_the_committed_row(owner, cluster, as_user):
+    """With Redis the pass runs in a worker later: the answer is the row as committed."""
+    api = as_user(owner)
+
+    data = _create(api, cluster)
+
+    assert data["status"] == "queued"
+    assert data["started_at"] is None
+    assert api.get(_url(data["id"])).json() == data
+
+
 def test_create_defaults(developer, cluster, as_user):
     data = _create(as_user(developer), cluster)
 
