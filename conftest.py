@@ -9,15 +9,19 @@ from rest_framework.test import APIClient
 
 from accounts.tests.factories import UserFactory
 from orgs.models import Role
+from orgs.selectors import forget_role_permissions
 from orgs.tests.factories import MembershipFactory, OrganizationFactory
 
 
 @pytest.fixture(autouse=True)
 def _fresh_cache():
-    """Rate-limit counters and RQ keys live in Redis: start every test from nothing."""
+    """Rate-limit counters and RQ keys live in Redis, role permissions in the process:
+    start every test from nothing."""
     cache.clear()
+    forget_role_permissions()
     yield
     cache.clear()
+    forget_role_permissions()
 
 
 @pytest.fixture(autouse=True)
