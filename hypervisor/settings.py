@@ -134,7 +134,7 @@ RQ = {"DEFAULT_RESULT_TTL": 600}
 SCHEDULER_SAFETY_NET_SECONDS = env.int("SCHEDULER_SAFETY_NET_SECONDS", default=30)
 # A pass job starts at least this long after it was enqueued, so that a burst of changes
 # to one cluster merges into one pass (docs/operations.md); 0 turns the window off.
-SCHEDULER_MERGE_WINDOW_MS = env.int("SCHEDULER_MERGE_WINDOW_MS", default=50)
+SCHEDULER_MERGE_WINDOW_MS = env.int("SCHEDULER_MERGE_WINDOW_MS", default=200)
 
 # --- Rate limits (django-ratelimit rates: N/s, N/m, N/h, N/d) -------------------------------
 RATELIMIT_ENABLE = env.bool("RATELIMIT_ENABLE", default=True)
