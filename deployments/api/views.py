@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -26,7 +26,12 @@ from deployments.api.serializers import (
 )
 from deployments.models import Deployment, Status
 from deployments.services import Action, DeploymentSpec
-from hypervisor.permissions import OrganizationPermission, org_permissions, require_org_permission
+from hypervisor.permissions import (
+    OrganizationPermission,
+    org_permissions,
+    remember_role,
+    require_org_permission,
+)
 
 NOT_FOUND = {404: OpenApiResponse(description="Not found, or not in your organizations.")}
 FORBIDDEN = {403: OpenApiResponse(description="Your role does not allow this action.")}
@@ -91,7 +96,12 @@ class DeploymentViewSet(
         # A list (many=True) only reads: it has no writable field to scope.
         fields = getattr(serializer, "fields", {})
         if "cluster" in fields and not getattr(self, "swagger_fake_view", False):
-            serializer.fields["cluster"].queryset = Cluster.objects.visible_to(self.request.user)
+            clusters = Cluster.objects.visible_to(self.request.user)
+            if self.action == "create":
+                # The scoping joins the caller's membership: its group (the caller's role)
+                # comes along, and the permission check needs no query of its own.
+                clusters = clusters.annotate(caller_group_id=F("organization__memberships__group"))
+            serializer.fields["cluster"].queryset = clusters
         return serializer
 
     def organization_id_of(self, deployment: Deployment) -> int:
@@ -116,6 +126,7 @@ class DeploymentViewSet(
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         cluster = data["cluster"]
+        remember_role(request, cluster.organization_id, group_id=cluster.caller_group_id)
         require_org_permission(request, cluster.organization_id, "deployments.add_deployment")
         spec = DeploymentSpec(
             name=data["name"],
