@@ -394,6 +394,7 @@ class PolicyFigures:
     policy: Policy
     instances: int = 0
     equal: int = 0  # same count at every level as the optimum
+    equal_utilization: int = 0  # and the same utilization: the whole objective
     below: int = 0  # lexicographically worse counts
     above: int = 0  # lexicographically better counts: the policy broke the model
     outside_model: int = 0  # outcomes the model forbids (capacity, stopped work)
@@ -406,6 +407,7 @@ class PolicyFigures:
     unnecessary_victims: int = 0
     seconds: list[float] = field(default_factory=list)
     mismatches: list[int] = field(default_factory=list)  # instance indices
+    utilization_below: list[int] = field(default_factory=list)  # same counts, less used
 
     def add(self, instance: Instance, best: Outcome) -> None:
         snapshot = replace(instance.snapshot, policy=self.policy)
@@ -415,6 +417,9 @@ class PolicyFigures:
         got = outcome(snapshot, after_plan(snapshot, result))
         self.instances += 1
         self.equal += got.counts == best.counts
+        self.equal_utilization += got.key() == best.key()
+        if got.counts == best.counts and got.utilization < best.utilization:
+            self.utilization_below.append(instance.index)
         self.below += got.counts < best.counts
         self.above += got.counts > best.counts
         self.outside_model += bool(violations(snapshot, got.running))

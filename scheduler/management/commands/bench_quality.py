@@ -108,6 +108,10 @@ class Command(BaseCommand):
         write = self.stdout.write
         write(f"\n{fig.policy.value}:")
         write(f"  equal to the optimum at every level: {fig.equal}/{fig.instances} ({equal:.1%})")
+        write(
+            f"  ... and equal in utilization too (the whole objective): "
+            f"{fig.equal_utilization}/{fig.instances}"
+        )
         write(f"  count vs optimum: {fig.count}/{fig.optimum_count} ({count:.2%})")
         write(f"  top priority vs optimum: {fig.top}/{fig.optimum_top} ({top:.2%})")
         write(f"  unnecessary victims: {fig.unnecessary_victims}")
@@ -124,6 +128,9 @@ class Command(BaseCommand):
         if fig.mismatches:
             shown = ", ".join(map(str, fig.mismatches[:10]))
             write(f"  first instances that differ: {shown}")
+        if fig.utilization_below:
+            shown = ", ".join(map(str, fig.utilization_below[:10]))
+            write(f"  first instances with the same counts but less utilization: {shown}")
         if fig.policy is Policy.PACK:
             bars = [
                 (f"equal on >= {EQUAL_BAR:.0%}", equal >= EQUAL_BAR),
