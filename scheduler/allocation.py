@@ -12,12 +12,12 @@ Units are exact integers: CPU in millicores, RAM in MiB, GPUs as whole devices.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from scheduler import reasons
+from scheduler import packing, reasons
 
 
 class Policy(StrEnum):
@@ -139,11 +139,27 @@ def plan(snapshot: ClusterSnapshot) -> Plan:
 
     Pure and deterministic: the same snapshot, with its tuples in any order, gives the
     same plan. The plan is net: no deployment is both preempted and started.
-    (The ``pack`` policy is planned as ``fifo`` until its search lands.)
+
+    ``fifo`` walks the queue to a fixpoint. ``pack`` lets ``scheduler.packing`` choose what
+    should run, realizes that choice with the same walk (victims in guarantee 5's order,
+    among those the search chose), then runs the fifo fixpoint as a repair step, so that
+    guarantees 3 and 4 hold whatever the search did. Should the fifo plan run more at
+    some priority (from the top) while stopping only what pack's rule allows, it is used
+    instead: that happens only when the search is not exact (a long queue, or its node
+    budget spent). Fifo may also run more by breaking pack's rule: preempting for one
+    start at a time, it can stop two deployments where, jointly, the higher-priority work
+    needs one, and start work of their own priority in the room left; pack does not.
     """
-    engine = _Engine(snapshot)
-    engine.settle()
-    return engine.result()
+    fifo = _Engine(snapshot)
+    fifo.settle()
+    if snapshot.policy is not Policy.PACK or not fifo.has_choices():
+        return fifo.result()
+    packed = _Engine(snapshot, like=fifo)
+    solution = packing.solve(packed.problem())
+    packed.settle(packed.target(solution.chosen))
+    if _compare_counts(packed.counts(), fifo.counts()) >= 0 or not fifo.stops_as_pack_would():
+        return packed.result()
+    return fifo.result()
 
 
 def is_starving(queued_at: datetime, snapshot: ClusterSnapshot) -> bool:
@@ -277,15 +293,19 @@ class _LowerRoom:
         self.gpu -= job.gpu
 
 
-def _in_order(queue: list[_Job], returned: list[tuple[tuple, _Job]]) -> Iterator[_Job]:
-    """Merge the sorted queue with the victims sent back to it during the walk.
+def _in_order(
+    queue: list[_Job], returned: list[tuple[tuple, _Job]], order: Callable[[_Job], tuple]
+) -> Iterator[_Job]:
+    """Merge the queue, sorted by ``order``, with the victims sent back to it during the
+    walk (a heap keyed by ``order``).
 
-    Victims always have a lower priority than the deployment that preempted them, so
-    they sort after the current position and the merged walk stays in order.
+    Victims always have a lower priority than the deployment that preempted them, and
+    every order starts with the priority, so they sort after the current position and
+    the merged walk stays in order.
     """
     i = 0
     while True:
-        if returned and (i >= len(queue) or returned[0][0] < queue[i].key):
+        if returned and (i >= len(queue) or returned[0][0] < order(queue[i])):
             yield heapq.heappop(returned)[1]
         elif i < len(queue):
             yield queue[i]
@@ -296,23 +316,47 @@ def _in_order(queue: list[_Job], returned: list[tuple[tuple, _Job]]) -> Iterator
 
 @dataclass(frozen=True, slots=True)
 class _Target:
-    """A state chosen by the ``pack`` search: only these start, only these are victims."""
+    """A state chosen by the ``pack`` search, and the order that realizes it.
+
+    The walk settles each priority completely before the next one down takes any room:
+    within a priority, first the victims of this plan coming back (net, they never
+    stopped: they keep their place ahead of work of their own priority), then the
+    starving deployments (they start or hold their reservation, as in the search), then
+    the starts the search chose (preempting among the victims it chose, or else under the
+    fifo rule), then everything else of that priority under the fifo rules, so that
+    guarantees 3 and 4 hold at each priority before lower ones are placed.
+    """
 
     starts: frozenset[int]
     victims: frozenset[int]
+
+    def order(self, job: _Job) -> tuple:
+        if job.was_running:
+            group = 0
+        elif job.starving:
+            group = 1
+        else:
+            group = 2 if job.id in self.starts else 3
+        return (-job.priority, group, job.key)
 
 
 class _Engine:
     """The mutable state of one plan: what runs, what waits, who preempted whom."""
 
-    def __init__(self, snapshot: ClusterSnapshot) -> None:
+    def __init__(self, snapshot: ClusterSnapshot, like: _Engine | None = None) -> None:
         self.snapshot = snapshot
         capacity = snapshot.capacity
         self.cap: Vec = (capacity.cpu, capacity.ram_mb, capacity.gpu)
-        self.running: dict[int, _Job] = {r.id: self._running_job(r) for r in snapshot.running}
-        self.waiting = sorted((self._waiting_job(w) for w in snapshot.waiting), key=_key)
-        for job in (*self.waiting, *self.running.values()):
-            job.possible = _fits(job.request, self.cap)
+        if like is not None:  # jobs never change once built: share the other plan's
+            self.running = dict(like.initial_running)
+            self.waiting = list(like.initial_waiting)
+        else:
+            self.running = {r.id: self._running_job(r) for r in snapshot.running}
+            self.waiting = sorted((self._waiting_job(w) for w in snapshot.waiting), key=_key)
+            for job in (*self.waiting, *self.running.values()):
+                job.possible = _fits(job.request, self.cap)
+        self.initial_running: dict[int, _Job] = dict(self.running)
+        self.initial_waiting: list[_Job] = list(self.waiting)
         self.free = [
             self.cap[0] - sum(j.cpu for j in self.running.values()),
             self.cap[1] - sum(j.ram for j in self.running.values()),
@@ -324,6 +368,7 @@ class _Engine:
         self.preemptor_of: dict[int, int] = {}
         self.victims_of: dict[int, list[int]] = {}
         self.start_seq: dict[int, int] = {}  # id -> when it (last) started: the plan's order
+        self._in_play: frozenset[int] = frozenset()  # running work the pack search may stop
         self._events = 0
 
     def _running_job(self, r: RunningDeployment) -> _Job:
@@ -373,14 +418,16 @@ class _Engine:
             pass
 
     def _pass(self, target: _Target | None) -> bool:
+        order = _key if target is None else target.order
+        queue = self.waiting if target is None else sorted(self.waiting, key=order)
         held = [0, 0, 0]  # reservations of the starving deployments met so far
         lower = _LowerRoom(self.running)
         returned: list[tuple[tuple, _Job]] = []
         still: list[_Job] = []
         changed = False
-        for job in _in_order(self.waiting, returned):
+        for job in _in_order(queue, returned, order):
             lower.descend_to(job.priority)
-            if self._try_start(job, held, lower, returned, target):
+            if self._try_start(job, held, lower, returned, target, order):
                 changed = True
                 continue
             still.append(job)
@@ -388,7 +435,7 @@ class _Engine:
                 # Nothing after it in this walk has a higher priority, so the room held
                 # here is closed to exactly the equal- and lower-priority ones.
                 _reserve(job, self.free, held)
-        self.waiting = still
+        self.waiting = still if target is None else sorted(still, key=_key)
         return changed
 
     def _try_start(
@@ -398,25 +445,28 @@ class _Engine:
         lower: _LowerRoom,
         returned: list[tuple[tuple, _Job]],
         target: _Target | None,
+        order: Callable[[_Job], tuple],
     ) -> bool:
-        if target is not None and job.id not in target.starts:
-            return False
+        chosen = target is not None and job.id in target.starts
         free = self.free
         usable = (free[0] - held[0], free[1] - held[1], free[2] - held[2])
         if job.cpu <= usable[0] and job.ram <= usable[1] and job.gpu <= usable[2]:
             self._start(job, [])
             return True
-        # Exact quick refusal: if even every lower-priority preemptible deployment would
-        # not make room, no subset will. Most of a long queue ends here in O(1).
-        room = lower.room
-        if target is None and not _fits(job.request, _plus(usable, room)):
-            return False
-        victims = self._choose_victims(job, usable, target)
+        # A start the search chose preempts among the victims it chose; failing that (or
+        # for any other deployment), the fifo rule applies, with an exact quick refusal:
+        # if even every lower-priority preemptible deployment would not make room, no
+        # subset will. Most of a long queue ends here in O(1).
+        victims = self._choose_victims(job, usable, target) if chosen else None
+        if victims is None:
+            if not _fits(job.request, _plus(usable, lower.room)):
+                return False
+            victims = self._choose_victims(job, usable, None)
         if victims is None:
             return False
         for victim in victims:
             lower.remove(victim)
-            heapq.heappush(returned, (victim.key, victim))
+            heapq.heappush(returned, (order(victim), victim))
         self._start(job, victims)
         return True
 
@@ -479,6 +529,81 @@ class _Engine:
         for inherited in self.victims_of.pop(victim.id, []):
             self.preemptor_of[inherited] = credit
             self.victims_of.setdefault(credit, []).append(inherited)
+
+    # -- pack: the search's view, and its choice realized ------------------------------
+
+    def has_choices(self) -> bool:
+        """Whether anything is waiting that could ever run: else there is no choice."""
+        return any(job.possible for job in self.waiting)
+
+    def problem(self) -> packing.Problem:
+        """The snapshot as the search sees it, before any change.
+
+        Running work that no waiting deployment outranks, and non-preemptible work,
+        runs whatever the plan: it only takes room. Requests beyond the capacity are
+        left out: they can never run.
+        """
+        top = max(job.priority for job in self.waiting if job.possible)
+        in_play = [j for j in self.running.values() if j.preemptible and j.priority < top]
+        self._in_play = frozenset(j.id for j in in_play)
+        fixed = [j for j in self.running.values() if not (j.preemptible and j.priority < top)]
+        room = _minus(
+            self.cap,
+            (sum(j.cpu for j in fixed), sum(j.ram for j in fixed), sum(j.gpu for j in fixed)),
+        )
+        by_level: dict[int, tuple[list[_Job], list[_Job]]] = {}
+        for job in sorted(in_play, key=lambda j: (j.started_at, j.id)):  # earliest first
+            by_level.setdefault(job.priority, ([], []))[0].append(job)
+        for job in self.waiting:  # in order of consideration already
+            if job.possible:
+                by_level.setdefault(job.priority, ([], []))[1].append(job)
+        levels = tuple(
+            packing.Level(
+                priority=priority,
+                running=tuple(packing.Item(j.id, j.request) for j in running),
+                starving=tuple(packing.Item(j.id, j.request) for j in waits if j.starving),
+                waiting=tuple(packing.Item(j.id, j.request) for j in waits if not j.starving),
+            )
+            for priority, (running, waits) in sorted(by_level.items(), reverse=True)
+        )
+        return packing.Problem(capacity=self.cap, room=room, levels=levels)
+
+    def target(self, chosen: frozenset[int]) -> _Target:
+        """What the realizing walk may start, and whom it may preempt."""
+        starts = frozenset(j.id for j in self.waiting if j.id in chosen)
+        victims = frozenset(i for i in self._in_play if i not in chosen)
+        return _Target(starts=starts, victims=victims)
+
+    def counts(self) -> dict[int, int]:
+        """How many run at each priority."""
+        counts: dict[int, int] = {}
+        for job in self.running.values():
+            counts[job.priority] = counts.get(job.priority, 0) + 1
+        return counts
+
+    def stops_as_pack_would(self) -> bool:
+        """Whether every deployment this plan stops was needed by the higher-priority
+        work that runs after it: it would not fit beside that work, the running work of
+        its own priority that keeps running and the non-preemptible work below it."""
+        original = self.initial_running
+        for victim in original.values():
+            if victim.id in self.running:
+                continue
+            staying = [
+                j
+                for j in self.running.values()
+                if j.priority > victim.priority
+                or (j.priority == victim.priority and j.id in original)
+                or (not j.preemptible and j.id in original)
+            ]
+            used = (
+                sum(j.cpu for j in staying),
+                sum(j.ram for j in staying),
+                sum(j.gpu for j in staying),
+            )
+            if _fits(_plus(used, victim.request), self.cap):
+                return False
+        return True
 
     # -- the result ------------------------------------------------------------------
 
@@ -550,3 +675,13 @@ class _Engine:
 
 def _key(job: _Job) -> tuple:
     return job.key
+
+
+def _compare_counts(a: dict[int, int], b: dict[int, int]) -> int:
+    """-1, 0 or 1 as ``a`` (number running per priority) is worse than, as good as or
+    better than ``b``, from the highest priority down."""
+    for priority in sorted(a.keys() | b.keys(), reverse=True):
+        mine, theirs = a.get(priority, 0), b.get(priority, 0)
+        if mine != theirs:
+            return 1 if mine > theirs else -1
+    return 0

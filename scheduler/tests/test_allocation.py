@@ -21,7 +21,7 @@ from scheduler.allocation import (
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 NOW = T0 + timedelta(hours=1)
 
-POLICIES = [Policy.FIFO]
+POLICIES = [Policy.FIFO, Policy.PACK]
 
 
 def cpu(cores: float, ram_mb: int = 0, gpu: int = 0) -> Resources:
@@ -456,3 +456,164 @@ def test_plan_is_deterministic_whatever_the_input_order() -> None:
     a = plan(snapshot(cpu(6), run, wait))
     b = plan(snapshot(cpu(6), run[::-1], wait[::-1]))
     assert a == b
+
+
+# -- pack -------------------------------------------------------------------------------
+
+
+def test_pack_starts_more_than_fifo_by_skipping_a_large_head_of_queue() -> None:
+    wait = (
+        waiting(1, cpu(3), queued=1),
+        waiting(2, cpu(1), queued=2),
+        waiting(3, cpu(1), queued=3),
+        waiting(4, cpu(1), queued=4),
+        waiting(5, cpu(1), queued=5),
+    )
+    assert started_ids(plan(snapshot(cpu(4), waiting_=wait))) == [1, 2]
+    assert sorted(started_ids(plan(snapshot(cpu(4), waiting_=wait, policy=Policy.PACK)))) == [
+        2,
+        3,
+        4,
+        5,
+    ]
+
+
+def test_pack_prefers_utilization_among_equally_many() -> None:
+    wait = (
+        waiting(1, cpu(1), queued=1),
+        waiting(2, cpu(2), queued=2),
+        waiting(3, cpu(3), queued=3),
+    )
+    assert started_ids(plan(snapshot(cpu(4), waiting_=wait))) == [1, 2]
+    assert sorted(started_ids(plan(snapshot(cpu(4), waiting_=wait, policy=Policy.PACK)))) == [1, 3]
+
+
+def test_pack_prefers_earlier_queue_order_among_equals() -> None:
+    wait = tuple(waiting(i, cpu(1), queued=10 - i) for i in range(1, 6))  # 5 was queued first
+    result = plan(snapshot(cpu(2), waiting_=wait, policy=Policy.PACK))
+    assert sorted(started_ids(result)) == [4, 5]
+
+
+def test_pack_chooses_higher_priority_work_that_leaves_room_below() -> None:
+    """One of 1 and 2 (priority 1) can run. Fifo takes 1, first in the queue; pack takes
+    2, which leaves room for 3 (priority 0): one at each priority beats one at the top."""
+    wait = (
+        waiting(1, cpu(1, 3072), priority=1, queued=1),
+        waiting(2, cpu(3, 1024), priority=1, queued=2),
+        waiting(3, cpu(1, 2048), priority=0, queued=3),
+    )
+    assert started_ids(plan(snapshot(cpu(4, 3072), waiting_=wait))) == [1]
+    pack = plan(snapshot(cpu(4, 3072), waiting_=wait, policy=Policy.PACK))
+    assert sorted(started_ids(pack)) == [2, 3]
+
+
+def test_pack_never_stops_running_work_for_its_own_priority() -> None:
+    """Four small deployments would count more than the one running, but a running
+    deployment is only ever stopped for higher-priority work."""
+    result = plan(
+        snapshot(
+            cpu(4),
+            running_=(running(1, cpu(4), priority=0),),
+            waiting_=tuple(waiting(i, cpu(1), priority=0) for i in range(2, 6)),
+            policy=Policy.PACK,
+        )
+    )
+    assert not result.changed
+
+
+def test_pack_stops_only_what_higher_priority_work_needs_most_recent_first() -> None:
+    """10 needs 384 MiB and 256 are free: stopping 4 or 5 both make room, keep 3 running
+    at priority 0 and start 10. Utilization would stop 4 (the smaller); guarantee 5's
+    order, which breaks ties before utilization, stops 5 (same start, higher id)."""
+    result = plan(
+        snapshot(
+            Resources(0, 1024, 0),
+            running_=(
+                running(2, Resources(0, 128, 0), preemptible=False),
+                running(3, Resources(0, 128, 0), preemptible=False),
+                running(4, Resources(0, 128, 0)),
+                running(5, Resources(0, 384, 0)),
+            ),
+            waiting_=(waiting(10, Resources(0, 384, 0), priority=1),),
+            policy=Policy.PACK,
+        )
+    )
+    assert result.starts == (Start(10, preempted=(5,)),)
+
+
+def test_pack_reservations_hold_as_under_fifo() -> None:
+    result = plan(
+        snapshot(
+            cpu(4),
+            running_=(running(1, cpu(3), priority=0, preemptible=False),),
+            waiting_=(
+                waiting(2, cpu(1), priority=0, queued=3000),
+                waiting(4, cpu(2), priority=0, queued=0),  # starving
+            ),
+            starvation=600,
+            policy=Policy.PACK,
+        )
+    )
+    assert result.starts == ()
+    assert [(e.deployment_id, e.reserved) for e in result.queue] == [(4, True), (2, False)]
+
+
+def test_pack_does_not_stop_what_jointly_higher_priority_work_does_not_need() -> None:
+    """Fifo preempts for one start at a time: 20 needs 8 CPU and takes 12 (the most
+    recently started at priority 14); then 6 needs more and takes 3. Jointly, stopping 3
+    alone makes room for both, so pack keeps 12 running. Fifo ends with two running at
+    priority 14 (1 and 8, in the room the two victims left), pack with one (12): pack's
+    rule, "never stopped for others of the same or lower priority", comes first."""
+    top, low = 81, 14
+    run = (
+        running(2, cpu(16, 1024), top, started=3000),
+        running(3, cpu(16, 1024), low, started=100),
+        running(12, cpu(8, 65536, gpu=1), low, started=200),
+        running(15, cpu(0.5, 16384), top, started=3100),
+    )
+    wait = (
+        waiting(1, cpu(0.5, 16384), low, queued=10),
+        waiting(5, cpu(16, 8192), top, queued=20),
+        waiting(20, cpu(8, 1024), top, queued=30),
+        waiting(13, cpu(2, 8192), top, queued=40),
+        waiting(18, cpu(2, 131072), top, queued=50),
+        waiting(6, cpu(4, 8192), top, queued=60),
+        waiting(8, cpu(4, 1024), low, queued=60),
+        waiting(7, cpu(4, 8192), top, queued=70),
+    )
+    capacity = cpu(64, 262144, gpu=8)
+    fifo = plan(snapshot(capacity, run, wait))
+    assert fifo.preemptions == (Preemption(12, 20), Preemption(3, 6))
+    assert {1, 8} <= set(started_ids(fifo))
+    pack = plan(snapshot(capacity, run, wait, policy=Policy.PACK))
+    assert [p.victim_id for p in pack.preemptions] == [3]
+    assert set(started_ids(pack)) == {5, 20, 13, 18, 6, 7}
+
+
+def test_pack_keeps_running_work_unless_higher_priority_work_needs_its_room() -> None:
+    """Priority 96 starts all five of its waiting deployments; of the running work at 95
+    only 16 has to stop for them (it is the most recently started, and one victim is
+    enough). Pack then fills what is left: 18 at priority 95, 27 at priority 16. A search
+    allowed to stop more of priority 95 than 96 needs (to start 95's own waiting work in
+    their place) aims for a state that stopping only what is needed cannot reach, and
+    ends with less; this pins the rule that forbids it."""
+    run = (
+        running(3, cpu(4, 65536, gpu=1), 95, started=1),
+        running(7, cpu(8, 16384, gpu=1), 95, started=2),
+        running(16, cpu(8, 8192), 95, started=3),
+        running(4, cpu(16, 1024), 96, started=4),
+    )
+    wait = (
+        waiting(22, cpu(2, 32768), 95, queued=1),
+        waiting(19, cpu(2, 16384), 95, queued=2),
+        waiting(10, cpu(4, 1024), 96, queued=3),
+        waiting(27, cpu(1, 16384), 16, queued=4),
+        waiting(25, cpu(16, 8192), 96, queued=5),
+        waiting(26, cpu(1, 65536), 96, queued=6),
+        waiting(18, cpu(2, 1024), 95, queued=7),
+        waiting(21, cpu(8, 65536, gpu=2), 96, queued=8),
+        waiting(9, cpu(4, 16384, gpu=2), 96, queued=9),
+    )
+    result = plan(snapshot(cpu(64, 262144, gpu=8), run, wait, policy=Policy.PACK))
+    assert set(started_ids(result)) == {10, 25, 26, 21, 9, 18, 27}
+    assert result.preemptions == (Preemption(16, 21),)
