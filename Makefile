@@ -30,11 +30,11 @@ run: $(VENV)/.runtime
 	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py runserver 127.0.0.1:8000
 
 ## worker: RQ worker (with rq's scheduler) plus the periodic safety-net pass; needs REDIS_URL.
-## SimpleWorker runs the short, idempotent passes in-process instead of forking per job.
+## SchedulerWorker: rq's SimpleWorker (no fork per job) with the start-up heap frozen out of the GC.
 worker: $(VENV)/.runtime
 	@test -n "$$REDIS_URL" || (echo "worker needs REDIS_URL (and DATABASE_URL)"; exit 2)
 	$(BIN)/python manage.py rqcron scheduler.cron & \
-	$(BIN)/python manage.py rqworker --with-scheduler --worker-class rq.worker.SimpleWorker default; kill %1
+	$(BIN)/python manage.py rqworker --with-scheduler --worker-class scheduler.worker.SchedulerWorker default; kill %1
 
 ## services: start this machine's PostgreSQL and Redis if they are down
 services:

@@ -19,7 +19,7 @@ def stack_arguments(parser: argparse.ArgumentParser, *, database: str) -> None:
     parser.add_argument("--rq-workers", type=int, default=2)
     parser.add_argument(
         "--worker-class",
-        default="rq.worker.SimpleWorker",
+        default="scheduler.worker.SchedulerWorker",
         help="RQ worker class; '' for rq's default",
     )
     parser.add_argument("--keep", action="store_true", help="leave the logs directory behind")

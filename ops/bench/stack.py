@@ -36,7 +36,7 @@ class StackConfig:
     log_level: str = "INFO"
     # RQ worker class, as in docker-compose.yml; None: rq's default (a work horse forked
     # per job, which costs a fork and a new database connection per pass).
-    worker_class: str | None = "rq.worker.SimpleWorker"
+    worker_class: str | None = "scheduler.worker.SchedulerWorker"
     extra_env: dict[str, str] = field(default_factory=dict)
 
 

@@ -28,7 +28,15 @@ def _run_burst_worker() -> subprocess.CompletedProcess:
         "REDIS_URL": settings.REDIS_URL,
     }
     return subprocess.run(
-        [sys.executable, "manage.py", "rqworker", "--burst", "--with-scheduler", "default"],
+        [
+            sys.executable,
+            "manage.py",
+            "rqworker",
+            "--burst",
+            "--worker-class",
+            "scheduler.worker.SchedulerWorker",
+            "default",
+        ],
         cwd=ROOT,
         env=env,
         capture_output=True,
