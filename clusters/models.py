@@ -57,7 +57,7 @@ class Cluster(models.Model):
     allocated_ram_mb = models.BigIntegerField(default=0)
     allocated_gpu = models.IntegerField(default=0)
     policy = models.CharField(
-        max_length=8, choices=[(p.value, p.value) for p in Policy], default=Policy.FIFO.value
+        max_length=8, choices=[(p.value, p.value) for p in Policy], default=Policy.PACK.value
     )
     starvation_after_seconds = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -42,7 +42,7 @@ def cluster_create(
     organization: Organization,
     name: str,
     capacity: Resources,
-    policy: Policy = Policy.FIFO,
+    policy: Policy = Policy.PACK,
     starvation_after_seconds: int | None = None,
 ) -> Cluster:
     """Create a cluster; a name already taken in the organization is a `ValidationError`."""

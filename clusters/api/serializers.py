@@ -48,7 +48,7 @@ class ResourcesSerializer(serializers.Serializer):
                 "organization": 1,
                 "name": "gpu-east",
                 "capacity": {"cpu": 64, "ram_mb": 262144, "gpu": 8},
-                "policy": "fifo",
+                "policy": "pack",
                 "starvation_after_seconds": 3600,
             },
             request_only=True,
@@ -59,7 +59,12 @@ class ClusterSerializer(serializers.ModelSerializer):
     capacity = ResourcesSerializer()
     allocated = ResourcesSerializer(read_only=True)
     available = ResourcesSerializer(read_only=True)
-    policy = serializers.ChoiceField(choices=[p.value for p in Policy], default=Policy.FIFO.value)
+    policy = serializers.ChoiceField(
+        choices=[p.value for p in Policy],
+        default=Policy.PACK.value,
+        help_text="`pack` (default): maximize what runs, priority by priority, then "
+        "utilization; `fifo`: queue order with backfill. See docs/scheduling.md.",
+    )
     starvation_after_seconds = serializers.IntegerField(
         min_value=1,
         max_value=MAX_STARVATION_SECONDS,

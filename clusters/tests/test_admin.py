@@ -81,7 +81,9 @@ def test_reschedule_action_runs_a_pass(operator):
     assert "Requested a scheduling pass for 1 cluster(s)." in response.content.decode()
     waiting.refresh_from_db()
     assert waiting.status == Status.RUNNING
-    assert waiting.events.get(to_status=Status.RUNNING).reason == "started: it fits in the free room"
+    assert (
+        waiting.events.get(to_status=Status.RUNNING).reason == "started: it fits in the free room"
+    )
 
 
 def form_data(cluster: Cluster, **overrides) -> dict:

@@ -107,11 +107,11 @@ def test_create_answers_every_documented_field(request, role, organization, as_u
     assert cluster.organization_id == organization.pk
 
 
-def test_create_defaults_to_fifo_without_starvation_protection(owner, organization, as_user):
+def test_create_defaults_to_pack_without_starvation_protection(owner, organization, as_user):
     response = as_user(owner).post(CLUSTERS, _body(organization), format="json")
 
     assert response.status_code == 201, response.json()
-    assert response.json()["policy"] == "fifo"
+    assert response.json()["policy"] == "pack"
     assert response.json()["starvation_after_seconds"] is None
 
 

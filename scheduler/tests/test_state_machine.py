@@ -7,7 +7,13 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    rule,
+    run_state_machine_as_test,
+)
 
 from accounts.tests.factories import UserFactory
 from clusters.services import CapacityError, ClusterChanges, cluster_update
@@ -36,10 +42,15 @@ requests = st.builds(
 class SchedulerMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        # A fresh cluster per run: earlier runs' rows cannot interfere.
-        self.cluster = ClusterFactory(capacity_cpu=4000, capacity_ram_mb=8192, capacity_gpu=2)
         self.actor = UserFactory()
         self.ids: list[int] = []
+
+    @initialize(policy=st.sampled_from(["fifo", "pack"]))
+    def new_cluster(self, policy: str) -> None:
+        # A fresh cluster per run: earlier runs' rows cannot interfere.
+        self.cluster = ClusterFactory(
+            capacity_cpu=4000, capacity_ram_mb=8192, capacity_gpu=2, policy=policy
+        )
 
     @rule(resources=requests, priority=st.integers(0, 3), preemptible=st.booleans())
     def create(self, resources: Resources, priority: int, preemptible: bool) -> None:
