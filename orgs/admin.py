@@ -26,18 +26,24 @@ class RoleFilter(admin.SimpleListFilter):
         return queryset
 
 
-class MembershipInline(admin.TabularInline):
-    """Members at a glance; change a role or remove a member on the membership's page."""
+class ReadOnlyMembershipInline(admin.TabularInline):
+    """Memberships at a glance; roles change and members leave on the membership's own
+    page, through `orgs.services`. Subclasses name the other side (`related`)."""
 
     model = Membership
-    fields = ["user", "role", "created_at"]
-    readonly_fields = fields
+    related = "user"
     extra = 0
     can_delete = False
     show_change_link = True
 
+    def get_fields(self, request: HttpRequest, obj=None) -> list[str]:
+        return [self.related, "role", "created_at"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj=None) -> list[str]:
+        return self.get_fields(request, obj)
+
     def get_queryset(self, request: HttpRequest) -> QuerySet[Membership]:
-        return super().get_queryset(request).select_related("user", "group")
+        return super().get_queryset(request).select_related(self.related, "group")
 
     def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
@@ -48,6 +54,10 @@ class MembershipInline(admin.TabularInline):
     @admin.display(description="role")
     def role(self, membership: Membership) -> str:
         return membership.role.label
+
+
+class MembershipInline(ReadOnlyMembershipInline):
+    """An organization's members."""
 
 
 class OrganizationAddForm(forms.ModelForm):
