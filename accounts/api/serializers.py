@@ -2,10 +2,11 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from rest_framework import serializers
 
+from hypervisor.serializers import ModelSerializer
 from orgs.models import Membership
 
 
-class UserSerializer(serializers.ModelSerializer):
+class UserSerializer(ModelSerializer):
     # Not EmailField: an account may have no email, and "" is no email address.
     email = serializers.CharField(read_only=True, help_text="Email address; empty if none.")
 
@@ -26,7 +27,7 @@ class LoginSerializer(serializers.Serializer):
     password = serializers.CharField(max_length=128, write_only=True, trim_whitespace=False)
 
 
-class MembershipSummarySerializer(serializers.ModelSerializer):
+class MembershipSummarySerializer(ModelSerializer):
     organization = serializers.IntegerField(source="organization_id")
     organization_name = serializers.CharField(source="organization.name")
     role = serializers.CharField(source="group.name")

@@ -4,6 +4,7 @@ from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from rest_framework import serializers
 
 from clusters.models import MAX_CPU_MILLICORES, MAX_GPU, MAX_RAM_MB, MAX_STARVATION_SECONDS, Cluster
+from hypervisor.serializers import ModelSerializer
 from scheduler.allocation import Policy, Resources
 
 MILLI = Decimal(1000)
@@ -55,7 +56,7 @@ class ResourcesSerializer(serializers.Serializer):
         )
     ]
 )
-class ClusterSerializer(serializers.ModelSerializer):
+class ClusterSerializer(ModelSerializer):
     capacity = ResourcesSerializer()
     allocated = ResourcesSerializer(read_only=True)
     available = ResourcesSerializer(read_only=True)

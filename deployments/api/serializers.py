@@ -12,6 +12,7 @@ from deployments.models import (
     Status,
 )
 from deployments.services import DependencySpec
+from hypervisor.serializers import ModelSerializer
 
 MAX_DEPENDENCIES = 100
 
@@ -62,7 +63,7 @@ class DependsOnItemField(serializers.Field):
         )
 
 
-class DependencyLinkSerializer(serializers.ModelSerializer):
+class DependencyLinkSerializer(ModelSerializer):
     deployment = serializers.IntegerField(source="dependency_id")
     status = serializers.CharField(source="dependency.status")
     name = serializers.CharField(source="dependency.name")
@@ -89,7 +90,7 @@ class DependencyLinkSerializer(serializers.ModelSerializer):
         )
     ]
 )
-class DeploymentSerializer(serializers.ModelSerializer):
+class DeploymentSerializer(ModelSerializer):
     organization = serializers.IntegerField(source="cluster.organization_id", read_only=True)
     resources = ResourcesSerializer()
     priority = serializers.IntegerField(min_value=0, max_value=MAX_PRIORITY, default=0)
@@ -170,7 +171,7 @@ class DeploymentFilterSerializer(serializers.Serializer):
     status = serializers.ChoiceField(required=False, choices=Status.choices)
 
 
-class DeploymentEventSerializer(serializers.ModelSerializer):
+class DeploymentEventSerializer(ModelSerializer):
     actor = serializers.CharField(
         source="actor.username",
         default=None,

@@ -1,10 +1,11 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from hypervisor.serializers import ModelSerializer
 from orgs.models import Membership, Organization, Role
 
 
-class OrganizationSerializer(serializers.ModelSerializer):
+class OrganizationSerializer(ModelSerializer):
     """An organization as its caller sees it: `invite_code` only for owners and admins."""
 
     role = serializers.SerializerMethodField()
@@ -48,7 +49,7 @@ class MemberUserSerializer(serializers.Serializer):
     username = serializers.CharField()
 
 
-class MemberSerializer(serializers.ModelSerializer):
+class MemberSerializer(ModelSerializer):
     user = MemberUserSerializer(read_only=True)
     role = serializers.CharField(source="group.name", read_only=True)
 

@@ -1,0 +1,26 @@
+"""The project's serializer base: DRF's ModelSerializer with its fields built once per class."""
+
+from __future__ import annotations
+
+import copy
+
+from rest_framework import serializers
+
+
+class ModelSerializer(serializers.ModelSerializer):
+    """DRF's ModelSerializer rebuilds its fields from the model's metadata for every
+    instance it makes: 0.7 ms for a deployment, on every request that reads or writes
+    one. The fields depend only on the class (its declarations and `Meta`), so they are
+    built once per class and every instance gets a fresh copy, as DRF's plain
+    `Serializer` does with its declared fields. A view may still change its instance's
+    fields (a scoped queryset): the template is never handed out.
+    """
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        cls = type(self)
+        # Looked up in the class's own namespace: a subclass builds its own.
+        template = cls.__dict__.get("_field_template")
+        if template is None:
+            template = super().get_fields()
+            cls._field_template = template  # two threads may both build it: same result
+        return copy.deepcopy(template)
