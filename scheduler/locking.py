@@ -20,22 +20,22 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import TypeVar
 
 from django.db import OperationalError
 
 from clusters.models import Cluster
 from deployments.models import Deployment, Status
+from scheduler.allocation import Resources
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
-# What a pass reads of each row (snapshot, apply, events, metrics). Loading only these
-# cuts a fifth of a steady pass over 1,000 waiting (docs/benchmarks.md); a field used
-# by the pass but missing here would cost a query per row, which the tests would show.
+# What a pass reads of each row (snapshot, apply, events, metrics), in PassRow's order.
 PASS_FIELDS = (
     "id",
-    "cluster_id",
     "name",
     "cpu",
     "ram_mb",
@@ -48,6 +48,37 @@ PASS_FIELDS = (
     "queued_at",
     "started_at",
 )
+
+
+@dataclass(slots=True)
+class PassRow:
+    """A queued or running deployment as a pass reads it: plain values, not a model.
+
+    A pass reads every queued and running row of its cluster; building model instances
+    for them was the largest part of a pass's Python time (docs/benchmarks.md).
+    """
+
+    id: int
+    name: str
+    cpu: int
+    ram_mb: int
+    gpu: int
+    priority: int
+    preemptible: bool
+    status: str
+    status_reason: str
+    preemption_count: int
+    queued_at: datetime | None
+    started_at: datetime | None
+
+    @property
+    def pk(self) -> int:
+        return self.id
+
+    @property
+    def resources(self) -> Resources:
+        return Resources(self.cpu, self.ram_mb, self.gpu)
+
 
 # PostgreSQL error codes that mean "another transaction was in the way; try again".
 RETRYABLE_PGCODES = frozenset({"40P01", "40001", "55P03"})  # deadlock, serialization, lock timeout
@@ -67,18 +98,19 @@ def lock_clusters(cluster_ids: Iterable[int]) -> list[Cluster]:
     )
 
 
-def lock_schedulable(cluster_id: int) -> list[Deployment]:
+def lock_schedulable(cluster_id: int) -> list[PassRow]:
     """Lock a cluster's queued and running deployments in pk order (step 2).
 
     The caller must hold the cluster's lock: that is what keeps new starts on this
     cluster out while the pass plans.
     """
-    return list(
+    rows = (
         Deployment.objects.select_for_update(no_key=True)
         .filter(cluster_id=cluster_id, status__in=[Status.QUEUED, Status.RUNNING])
-        .only(*PASS_FIELDS)
         .order_by("pk")
+        .values_list(*PASS_FIELDS)
     )
+    return [PassRow(*row) for row in rows]
 
 
 def lock_deployments(deployment_ids: Iterable[int]) -> list[Deployment]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from django.db import transaction
@@ -15,7 +16,7 @@ from clusters.models import Cluster
 from deployments.models import Deployment, DeploymentEvent, Status
 from scheduler import allocation
 from scheduler.allocation import ClusterSnapshot, Plan, Policy, Resources
-from scheduler.locking import lock_cluster, lock_schedulable, retry_on_contention
+from scheduler.locking import PassRow, lock_cluster, lock_schedulable, retry_on_contention
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ class PassResult:
         return bool(self.started or self.preempted)
 
 
-def snapshot_of(cluster: Cluster, rows: list[Deployment], *, now) -> ClusterSnapshot:
+def snapshot_of(cluster: Cluster, rows: Sequence[Deployment | PassRow], *, now) -> ClusterSnapshot:
     """The planner's view of a cluster and its queued and running deployments."""
     running = tuple(
         allocation.RunningDeployment(
@@ -118,7 +119,7 @@ def _schedule_cluster_once(*, cluster_id: int, cause: str) -> PassResult:
     return result
 
 
-def _queue_waits(rows: list[Deployment], plan: Plan, *, now) -> list[tuple[int, float]]:
+def _queue_waits(rows: list[PassRow], plan: Plan, *, now) -> list[tuple[int, float]]:
     """(priority, seconds since queued_at) of each deployment the plan started."""
     by_id = {d.pk: d for d in rows}
     started = [by_id[s.deployment_id] for s in plan.starts]
@@ -132,7 +133,7 @@ def _start_reason(start: allocation.Start, cause: str) -> str:
     return f"started in the room made by {cause}" if cause else "started: it fits in the free room"
 
 
-def _apply(cluster: Cluster, rows: list[Deployment], plan: Plan, *, now, cause: str) -> None:
+def _apply(cluster: Cluster, rows: list[PassRow], plan: Plan, *, now, cause: str) -> None:
     """Write the plan: statuses, the allocated counters, events and queue reasons.
 
     Set-based: one UPDATE for the victims, one for the starts and one per distinct new
@@ -142,7 +143,7 @@ def _apply(cluster: Cluster, rows: list[Deployment], plan: Plan, *, now, cause: 
     """
     by_id = {d.pk: d for d in rows}
     events: list[DeploymentEvent] = []
-    victims: dict[int, Deployment] = {}
+    victims: dict[int, PassRow] = {}
     for preemption in plan.preemptions:
         victim, preemptor = by_id[preemption.victim_id], by_id[preemption.preemptor_id]
         victim.status, victim.started_at = Status.QUEUED, None
@@ -197,7 +198,7 @@ def _update(ids: list[int], **values) -> None:
         Deployment.objects.filter(pk__in=ids[begin : begin + _UPDATE_BATCH]).update(**values)
 
 
-def _store_allocated(cluster: Cluster, rows: list[Deployment]) -> None:
+def _store_allocated(cluster: Cluster, rows: list[PassRow]) -> None:
     """Recompute the counters from the running set; the CHECK constraints refuse overflow."""
     allocated = sum((d.resources for d in rows if d.status == Status.RUNNING), start=Resources())
     if allocated != cluster.allocated:
@@ -206,19 +207,19 @@ def _store_allocated(cluster: Cluster, rows: list[Deployment]) -> None:
 
 
 def _event(
-    deployment: Deployment,
+    deployment: PassRow,
     from_status: Status,
     to_status: Status,
     reason: str,
     at,
-    related: Deployment | None,
+    related: PassRow | None,
 ) -> DeploymentEvent:
     return DeploymentEvent(
-        deployment=deployment,
+        deployment_id=deployment.pk,
         at=at,
         from_status=from_status,
         to_status=to_status,
         reason=reason,
         actor=None,
-        related_deployment=related,
+        related_deployment_id=related.pk if related else None,
     )
