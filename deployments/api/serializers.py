@@ -156,8 +156,22 @@ class DeploymentSerializer(ModelSerializer):
         return DependencyLinkSerializer(deployment.dependency_links.all(), many=True).data
 
 
+class DependsOnField(serializers.ListField):
+    """Written as ids or objects (DependsOnItemField); read back as the links, as
+    DeploymentSerializer shows them, so that the create serializer renders its answer."""
+
+    def get_attribute(self, instance: Deployment):
+        return instance.dependency_links.all()
+
+    def to_representation(self, links) -> list[dict]:
+        return DependencyLinkSerializer(links, many=True).data
+
+
+# Reads a submission; once the service has created the deployment, renders it like
+# DeploymentSerializer (one serializer per create, not two).
 class DeploymentCreateSerializer(DeploymentSerializer):
-    depends_on = serializers.ListField(
+
+    depends_on = DependsOnField(
         child=DependsOnItemField(), required=False, default=list, max_length=MAX_DEPENDENCIES
     )
 

@@ -141,7 +141,9 @@ class DeploymentViewSet(
             # The pass ran in-process after the commit: show its outcome. Only these
             # fields can have changed (the dependency links came with the instance).
             deployment.refresh_from_db(fields=PASS_WRITES)
-        return Response(DeploymentSerializer(deployment).data, status=status.HTTP_201_CREATED)
+        # What DRF's save() does: the serializer now renders the instance it described.
+        serializer.instance = deployment
+        return Response(serializer.data, status=status.HTTP_201_CREATED)
 
     def _act(self, request: Request, action: Action) -> Response:
         deployment = self.get_object()

@@ -28,7 +28,7 @@ def test_a_subclass_builds_its_own_fields():
     read = DeploymentSerializer().fields["depends_on"]
     write = DeploymentCreateSerializer().fields["depends_on"]
     assert type(read).__name__ == "SerializerMethodField"
-    assert type(write).__name__ == "ListField"
+    assert type(write).__name__ == "DependsOnField"
 
 
 @pytest.mark.django_db
