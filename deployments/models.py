@@ -43,7 +43,10 @@ class DeploymentQuerySet(models.QuerySet["Deployment"]):
 class Deployment(models.Model):
     """A request to run an image with a resource request on a cluster."""
 
-    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="deployments")
+    # No index of its own: deployment_cluster_status (cluster, status) serves cluster_id.
+    cluster = models.ForeignKey(
+        Cluster, on_delete=models.CASCADE, related_name="deployments", db_index=False
+    )
     name = models.CharField(max_length=100)
     image = models.CharField(max_length=512)
     cpu = models.BigIntegerField(help_text="Millicores.")
@@ -117,8 +120,9 @@ class Dependency(models.Model):
     lock order for cascades: pk ascending.
     """
 
+    # No index of its own: dependency_unique_pair (dependent, dependency) serves it.
     dependent = models.ForeignKey(
-        Deployment, on_delete=models.CASCADE, related_name="dependency_links"
+        Deployment, on_delete=models.CASCADE, related_name="dependency_links", db_index=False
     )
     dependency = models.ForeignKey(
         Deployment, on_delete=models.CASCADE, related_name="dependent_links"
@@ -147,7 +151,10 @@ class Dependency(models.Model):
 class DeploymentEvent(models.Model):
     """One status change of a deployment, with who or what caused it."""
 
-    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="events")
+    # No index of its own: event_deployment_at (deployment, at) serves deployment_id.
+    deployment = models.ForeignKey(
+        Deployment, on_delete=models.CASCADE, related_name="events", db_index=False
+    )
     at = models.DateTimeField()
     from_status = models.CharField(max_length=16, choices=Status.choices, blank=True)
     to_status = models.CharField(max_length=16, choices=Status.choices)
