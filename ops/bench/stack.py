@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -206,6 +207,26 @@ class Stack:
                 return time.monotonic() - began
             time.sleep(0.05)
         raise RuntimeError("the queue did not drain")
+
+    def last_job_ended(self, *, before: datetime) -> datetime | None:
+        """When the workers last finished a job before `before` (rq's `ended_at`, kept
+        with finished and failed jobs for their TTL): after `wait_drained`, the moment the
+        queue actually went quiet, which the polling could only confirm later."""
+        from rq.job import Job
+        from rq.registry import FailedJobRegistry, FinishedJobRegistry
+
+        connection = self.redis()
+        ids = [
+            *FinishedJobRegistry("default", connection=connection).get_job_ids(),
+            *FailedJobRegistry("default", connection=connection).get_job_ids(),
+        ]
+        ended = [
+            job.ended_at
+            for job in Job.fetch_many(ids, connection=connection)
+            if job is not None and job.ended_at is not None
+        ]
+        ended = [t if t.tzinfo else t.replace(tzinfo=UTC) for t in ended]  # rq stores UTC
+        return max((t for t in ended if t <= before), default=None)
 
     def audit(self) -> subprocess.CompletedProcess:
         return self.manage("audit", check=False)
