@@ -132,9 +132,10 @@ RQ_QUEUES = {
 RQ = {"DEFAULT_RESULT_TTL": 600}
 # Seconds between the safety-net scheduling passes over every cluster.
 SCHEDULER_SAFETY_NET_SECONDS = env.int("SCHEDULER_SAFETY_NET_SECONDS", default=30)
-# A pass job starts at least this long after it was enqueued, so that a burst of changes
-# to one cluster merges into one pass (docs/operations.md); 0 turns the window off.
-SCHEDULER_MERGE_WINDOW_MS = env.int("SCHEDULER_MERGE_WINDOW_MS", default=200)
+# At most one pass per cluster per this many ms (start to start): a job for a cluster with
+# no recent pass runs at once, later ones wait out the window and the changes meanwhile
+# merge into one pass (docs/scheduling.md); 0 turns the window off.
+SCHEDULER_MERGE_WINDOW_MS = env.int("SCHEDULER_MERGE_WINDOW_MS", default=500)
 
 # --- Rate limits (django-ratelimit rates: N/s, N/m, N/h, N/d) -------------------------------
 RATELIMIT_ENABLE = env.bool("RATELIMIT_ENABLE", default=True)

@@ -8,11 +8,9 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 
 from django.conf import settings
 from django.db import close_old_connections, connection
-from rq import get_current_job
 
 from clusters.models import Cluster
 from ops.requestid import restored_from_job
@@ -37,28 +35,43 @@ def _database_hygiene() -> Iterator[None]:
             close_old_connections()
 
 
+# Set with a time to live of SCHEDULER_MERGE_WINDOW_MS when a pass over the cluster
+# starts. Its remaining time (Redis's clock, whichever worker asks) is how long the next
+# pass over that cluster must wait.
+RECENT_PASS_KEY = "hv:schedule-recent:{cluster_id}"
+
+
 def schedule_cluster_job(cluster_id: int, cause: str = "") -> dict:
     # restored_from_job: log lines carry the id of the request that asked for the pass.
     with _database_hygiene(), restored_from_job():
-        _let_requests_merge()
+        take_turn(cluster_id)
         redis_connection().delete(PENDING_KEY.format(cluster_id=cluster_id))
         return _summary(schedule_cluster(cluster_id=cluster_id, cause=cause))
 
 
-def _let_requests_merge() -> None:
-    """Requests for this cluster merge into this job until it clears the pending key: let
-    the job be SCHEDULER_MERGE_WINDOW_MS old first, so that a burst of changes shares one
-    pass. Under load jobs wait that long in the queue anyway, and nothing sleeps."""
-    job = get_current_job()
-    window = settings.SCHEDULER_MERGE_WINDOW_MS / 1000
-    if job is None or job.enqueued_at is None or window <= 0:
-        return
-    enqueued = job.enqueued_at
-    if enqueued.tzinfo is None:  # rq stores UTC
-        enqueued = enqueued.replace(tzinfo=UTC)
-    age = (datetime.now(UTC) - enqueued).total_seconds()
-    if age < window:
-        time.sleep(window - age)
+def take_turn(cluster_id: int) -> float:
+    """At most one pass per cluster per SCHEDULER_MERGE_WINDOW_MS, counted from the
+    start of one to the start of the next; returns the seconds waited.
+
+    A job for a cluster that had no pass within the window runs at once, so an idle
+    stack starts a deployment moments after its create. Under a stream of changes a job
+    waits out the rest of the window, and the requests of that time merge into it
+    (their `SET NX` finds its pending key), so a busy cluster gets one pass per window.
+    """
+    window_ms = settings.SCHEDULER_MERGE_WINDOW_MS
+    if window_ms <= 0:
+        return 0.0
+    connection = redis_connection()
+    key = RECENT_PASS_KEY.format(cluster_id=cluster_id)
+    began = time.monotonic()
+    # NX: of two workers with a job for the same cluster, one passes, the other waits.
+    while not connection.set(key, "1", nx=True, px=window_ms):
+        remaining_ms = connection.pttl(key)
+        if remaining_ms > 0:
+            time.sleep(remaining_ms / 1000)
+        elif remaining_ms == -1:  # no time to live: not ours; give it one
+            connection.pexpire(key, window_ms)
+    return time.monotonic() - began
 
 
 def safety_net_job() -> list[dict]:

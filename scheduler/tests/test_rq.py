@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import connection
 
 from clusters.tests.factories import ClusterFactory
+from scheduler.jobs import take_turn
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.rq]
 
@@ -80,3 +81,13 @@ def test_a_queued_answer_becomes_running_after_the_workers_pass(
     statuses = [api.get(f"/api/v1/deployments/{r.json()['id']}").json()["status"] for r in created]
     assert sorted(statuses) == ["queued", "running", "running"]
     assert empty_queue.count == 0
+
+
+def test_a_cluster_gets_at_most_one_pass_per_merge_window(settings):
+    settings.SCHEDULER_MERGE_WINDOW_MS = 400
+    # A cluster with no recent pass goes at once: an idle stack starts work promptly.
+    assert take_turn(1) < 0.1
+    # The next pass over it waits out the rest of the window; requests meanwhile merge.
+    assert 0.2 < take_turn(1) < 1.0
+    # Other clusters are not held up by it.
+    assert take_turn(2) < 0.1
