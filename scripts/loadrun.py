@@ -5,11 +5,12 @@
     .venv/bin/python scripts/loadrun.py --create-ops 60 --lifecycle-ops 120
 
 Starts gunicorn (2 workers), 2 RQ workers and rqcron against a fresh PostgreSQL
-database (`hv_load`) and Redis database 5, then measures a trivial authenticated GET,
-a create phase and a lifecycle phase (creates, completions, failures, cancellations),
-and ends with the audit after the queue drains and a safety-net pass. Exit code 0 only
-if the bar holds: 0 5xx, audit clean, no lost deployment, create-and-schedule
-throughput >= 50% of the GET's.
+database (`hv_load`) and Redis database 5, then measures the start latency on the idle
+stack, three rounds of a trivial authenticated GET phase followed by a create phase
+(each round on fresh clusters), and a lifecycle phase (creates, completions, failures,
+cancellations), and ends with the audit after the queue drains and a safety-net pass.
+Exit code 0 only if the bar holds: 0 5xx, audit clean, no lost deployment,
+create-and-schedule throughput >= 50% of the GET's over all rounds.
 """
 
 from __future__ import annotations
@@ -27,8 +28,10 @@ def main() -> int:
     _common.stack_arguments(parser, database="hv_load")
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--clusters", type=int, default=4)
-    parser.add_argument("--get-ops", type=int, default=60, help="GETs per client")
-    parser.add_argument("--create-ops", type=int, default=30, help="creates per client")
+    parser.add_argument("--get-ops", type=int, default=60, help="GETs per client and round")
+    parser.add_argument("--create-ops", type=int, default=30, help="creates per client and round")
+    parser.add_argument("--rounds", type=int, default=3, help="GET phase + create phase")
+    parser.add_argument("--latency-samples", type=int, default=10, help="idle start latency")
     parser.add_argument("--lifecycle-ops", type=int, default=60, help="mixed ops per client")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
@@ -42,6 +45,8 @@ def main() -> int:
         get_ops=args.get_ops,
         create_ops=args.create_ops,
         lifecycle_ops=args.lifecycle_ops,
+        rounds=args.rounds,
+        latency_samples=args.latency_samples,
         seed=args.seed,
     )
     with Stack(_common.stack_config(args)) as stack:

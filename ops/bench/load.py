@@ -13,6 +13,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import requests
 
@@ -82,6 +83,7 @@ class Client:
 
 @dataclass
 class Organization:
+    id: int
     owner: Client
     members: list[Client]
     cluster_ids: list[int]
@@ -89,6 +91,20 @@ class Organization:
     @property
     def clients(self) -> list[Client]:
         return [self.owner, *self.members]
+
+    def add_clusters(self, count: int, *, prefix: str) -> list[int]:
+        """Create `count` clusters shaped as CLUSTERS (in its order); their ids."""
+        ids = []
+        for index in range(count):
+            spec = {"organization": self.id, "name": f"{prefix}-{index}", **CLUSTERS[index % 4]}
+            ids.append(self.add_cluster(spec))
+        return ids
+
+    def add_cluster(self, spec: dict) -> int:
+        response = self.owner.call("cluster", "POST", "/api/v1/clusters", spec)
+        if response is None or response.status_code != 201:
+            raise RuntimeError(f"creating a cluster failed: {response and response.text}")
+        return response.json()["id"]
 
 
 CLUSTERS = [
@@ -110,21 +126,45 @@ def set_up(base_url: str, *, clients: int, clusters: int, recorder: Recorder) ->
     owner = Client(base_url, f"owner{tag}", recorder)
     owner.sign_up()
     org = owner.call("org", "POST", "/api/v1/organizations", {"name": f"load {tag}"}).json()
-    cluster_ids = []
-    for index in range(clusters):
-        spec = {"organization": org["id"], "name": f"cluster-{index}", **CLUSTERS[index % 4]}
-        response = owner.call("cluster", "POST", "/api/v1/clusters", spec)
-        if response is None or response.status_code != 201:
-            raise RuntimeError(f"creating a cluster failed: {response and response.text}")
-        cluster_ids.append(response.json()["id"])
-    members = []
+    organization = Organization(org["id"], owner, [], [])
+    organization.cluster_ids = organization.add_clusters(clusters, prefix="cluster")
     for index in range(clients - 1):
         member = Client(base_url, f"dev{index}x{tag}", recorder)
         member.sign_up()
         body = {"invite_code": org["invite_code"]}
         member.call("join", "POST", "/api/v1/organizations/join", body)
-        members.append(member)
-    return Organization(owner, members, cluster_ids)
+        organization.members.append(member)
+    return organization
+
+
+def start_latencies(client: Client, cluster_id: int, *, samples: int, pause: float) -> list[float]:
+    """Seconds from a create to its start on an idle cluster with room: `samples` creates,
+    one at a time, each `pause` seconds after the previous one started. Measured from
+    the deployment's own `created_at` and `started_at` (the server's clocks)."""
+    latencies = []
+    for index in range(samples):
+        body = {
+            "cluster": cluster_id,
+            "name": f"latency-{index}",
+            "image": IMAGES[0],
+            "resources": {"cpu": 0.25, "ram_mb": 256, "gpu": 0},
+        }
+        created = client.call("POST /deployments (latency)", "POST", "/api/v1/deployments", body)
+        if created is None or created.status_code != 201:
+            raise RuntimeError(f"a latency create failed: {created and created.text}")
+        path = f"/api/v1/deployments/{created.json()['id']}"
+        deadline = time.monotonic() + 30
+        while True:
+            shown = client.session.get(client.base_url + path, timeout=client.timeout).json()
+            if shown["status"] == "running":
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"deployment {shown['id']} did not start: {shown}")
+            time.sleep(0.005)
+        started, queued = (datetime.fromisoformat(shown[k]) for k in ("started_at", "created_at"))
+        latencies.append((started - queued).total_seconds())
+        time.sleep(pause)
+    return latencies
 
 
 def deployment_body(rng: random.Random, client: Client, cluster_ids: list[int]) -> dict:

@@ -235,24 +235,28 @@ class Stack:
         headers = {"Authorization": f"Bearer {self.metrics_token}"}
         return requests.get(self.url + "/metrics", headers=headers, timeout=10).text
 
-    def cpu_seconds(self) -> dict[str, float]:
-        """CPU time used so far by each part of the stack, from /proc: gunicorn's workers,
-        the RQ workers (with what they forked and reaped), this database's PostgreSQL
-        backends (those alive now), and this process (the clients)."""
+    def cpu_seconds(self) -> dict[str, dict[int, float]]:
+        """CPU time used so far by each part of the stack, per process, from /proc:
+        gunicorn's workers, the RQ workers (with what they forked and reaped), this
+        database's PostgreSQL backends (those alive now, but the one asking), and this
+        process (the clients). Per process, so that a backend that came or went between
+        two readings (a connection past CONN_MAX_AGE) does not skew their difference."""
         from ops.bench.runs import _children
 
         backends = self.manage(
             "dbshell",
             "--",
             "-Atc",
-            "select pid from pg_stat_activity where datname = current_database()",
+            "select pid from pg_stat_activity "
+            "where datname = current_database() and pid <> pg_backend_pid()",
             check=False,
         ).stdout.split()
+        web = _children(self.web.pid) if self.web else []
         return {
-            "web": sum(_cpu(pid) for pid in _children(self.web.pid)) if self.web else 0.0,
-            "workers": sum(_cpu(p.pid) for p in self.workers if p is not None),
-            "database": sum(_cpu(int(pid)) for pid in backends if pid.isdigit()),
-            "clients": _cpu(os.getpid(), children=False),
+            "web": {pid: _cpu(pid) for pid in web},
+            "workers": {p.pid: _cpu(p.pid) for p in self.workers if p is not None},
+            "database": {int(pid): _cpu(int(pid)) for pid in backends if pid.isdigit()},
+            "clients": {os.getpid(): _cpu(os.getpid(), children=False)},
         }
 
     def count_5xx_in_logs(self) -> int:

@@ -40,7 +40,15 @@ def stack():
 
 
 def test_a_short_load_run_has_no_5xx_and_a_clean_audit(stack):
-    shape = LoadShape(clients=8, clusters=4, get_ops=10, create_ops=6, lifecycle_ops=12)
+    shape = LoadShape(
+        clients=8,
+        clusters=4,
+        get_ops=10,
+        create_ops=6,
+        lifecycle_ops=12,
+        rounds=2,
+        latency_samples=2,
+    )
     result = load_run(stack, shape, say=lambda line: None)
     report = result.text()
     assert result.server_errors == 0, report
