@@ -170,7 +170,6 @@ class DependsOnField(serializers.ListField):
 # Reads a submission; once the service has created the deployment, renders it like
 # DeploymentSerializer (one serializer per create, not two).
 class DeploymentCreateSerializer(DeploymentSerializer):
-
     depends_on = DependsOnField(
         child=DependsOnItemField(), required=False, default=list, max_length=MAX_DEPENDENCIES
     )
