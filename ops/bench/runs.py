@@ -417,39 +417,44 @@ class ReadinessWatch:
 
 
 def kill_worker_mid_pass(stack: Stack, timeout: float = 30) -> str:
-    """SIGKILL a worker (and what it forked) while it runs a scheduling pass.
-
-    A pass job first waits out the merge window; a job that has run longer than that
-    is inside the pass (its transaction is open) or just finishing it.
-    """
+    """SIGKILL a worker (and what it forked) while its scheduling pass's transaction is
+    open: PostgreSQL shows the worker's session (named `hv-worker<N>`) in a transaction
+    while its current RQ job is a pass."""
+    import psycopg
     from rq import Worker
 
     deadline = time.monotonic() + timeout
-    live = {p.pid: i for i, p in enumerate(stack.workers) if p is not None and p.poll() is None}
-    while time.monotonic() < deadline:
-        for worker in Worker.all(connection=stack.redis()):
-            job = worker.get_current_job() if worker.pid in live else None
-            if job is None or job.func_name != "scheduler.jobs.schedule_cluster_job":
-                continue
-            started = job.started_at
-            if started is None:
-                continue
-            if started.tzinfo is None:
-                started = started.replace(tzinfo=UTC)
-            running_for = (datetime.now(UTC) - started).total_seconds()
-            if running_for < 0.06:
-                continue
-            forked = _children(worker.pid)
-            for pid in [worker.pid, *forked]:
-                os.kill(pid, signal.SIGKILL)
-            stack.workers[live[worker.pid]].wait()
-            return (
-                f"SIGKILLed RQ worker {live[worker.pid]} (pid {worker.pid}, and pids "
-                f"{forked} it forked) {running_for * 1000:.0f} ms into "
-                f"{job.func_name}{tuple(job.args)}"
-            )
-        time.sleep(0.005)
-    return "no pass was running within 30 s: no worker killed"
+    with psycopg.connect(f"{stack.config.pg_url}/{stack.config.database}") as db:
+        db.autocommit = True
+        while time.monotonic() < deadline:
+            open_transactions = db.execute(
+                "select application_name, extract(epoch from now() - xact_start) "
+                "from pg_stat_activity where application_name like 'hv-worker%' "
+                "and xact_start is not null and state <> 'idle'"
+            ).fetchall()
+            for name, age in open_transactions:
+                index = int(name.removeprefix("hv-worker"))
+                process = stack.workers[index]
+                if process is None or process.poll() is not None:
+                    continue
+                worker = next(
+                    (w for w in Worker.all(connection=stack.redis()) if w.pid == process.pid),
+                    None,
+                )
+                job = worker.get_current_job() if worker else None
+                if job is None or job.func_name != "scheduler.jobs.schedule_cluster_job":
+                    continue
+                forked = _children(process.pid)
+                for pid in [process.pid, *forked]:
+                    os.kill(pid, signal.SIGKILL)
+                process.wait()
+                return (
+                    f"SIGKILLed RQ worker {index} (pid {process.pid}, and pids {forked} it "
+                    f"forked) in {job.func_name}{tuple(job.args)}, its pass's transaction "
+                    f"open for {float(age) * 1000:.0f} ms"
+                )
+            time.sleep(0.002)
+    return "no pass transaction was open within 30 s: no worker killed"
 
 
 def _children(pid: int) -> list[int]:

@@ -114,7 +114,10 @@ class Stack:
         command = [PYTHON, "manage.py", "rqworker", "--with-scheduler", "default"]
         if self.config.worker_class:
             command[3:3] = ["--worker-class", self.config.worker_class]
-        self.workers[index] = self._spawn(f"worker{index}", command)
+        # The worker's database sessions carry its name, so that a fault run can see
+        # when one has a transaction open (pg_stat_activity.application_name).
+        url = f"{self.env['DATABASE_URL']}?application_name=hv-worker{index}"
+        self.workers[index] = self._spawn(f"worker{index}", command, DATABASE_URL=url)
 
     def start_cron(self) -> None:
         self.cron = self._spawn("cron", [PYTHON, "manage.py", "rqcron", "scheduler.cron"])
@@ -132,9 +135,10 @@ class Stack:
                 process.kill()
                 process.wait()
 
-    def _spawn(self, name: str, command: list[str]) -> subprocess.Popen:
+    def _spawn(self, name: str, command: list[str], **env: str) -> subprocess.Popen:
         log = open(self.dir / f"{name}.log", "ab")  # noqa: SIM115 (lives with the process)
-        return subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=log)
+        env = {**self.env, **env}
+        return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
 
     def wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
