@@ -152,6 +152,7 @@ def _create_phase(
 ) -> tuple[int, float]:
     """Every client creates at once; (201 answers, seconds until the last pass ended)."""
     recorder = _use(org, load.Recorder())
+    passes = scheduler_metrics(stack)[_PASS_METRICS[0]]
     cpu = stack.cpu_seconds()
     wall = load.run_concurrently(
         org.clients, lambda c, i: load.creates(c, rngs[i], org.cluster_ids, shape.create_ops)
@@ -171,7 +172,8 @@ def _create_phase(
         f"last answer (the queue was seen drained {confirmed:.2f} s after it): "
         f"create-and-schedule {created / (wall + drain):.1f}/s (requests {created / wall:.1f}/s)"
     )
-    report(f"  CPU ms per create, scheduled: {create_cpu}")
+    passes = scheduler_metrics(stack)[_PASS_METRICS[0]] - passes
+    report(f"  CPU ms per create, scheduled: {create_cpu}; {passes:.0f} passes")
     return created, wall + drain
 
 
@@ -279,24 +281,31 @@ def existing_deployments(stack: Stack) -> set[int]:
     return {int(x) for x in output.split() if x.isdigit()}
 
 
-def scheduler_metrics_summary(stack: Stack) -> str:
-    text = stack.metrics()
-    wanted = (
-        "hypervisor_scheduling_pass_seconds_count",
-        "hypervisor_scheduling_pass_seconds_sum",
-        "hypervisor_deployment_starts_total",
-        "hypervisor_deployment_preemptions_total",
-    )
-    values = {}
-    for line in text.splitlines():
+_PASS_METRICS = (
+    "hypervisor_scheduling_pass_seconds_count",
+    "hypervisor_scheduling_pass_seconds_sum",
+    "hypervisor_deployment_starts_total",
+    "hypervisor_deployment_preemptions_total",
+)
+
+
+def scheduler_metrics(stack: Stack) -> dict[str, float]:
+    """The scheduler's counters from /metrics, added up over the workers."""
+    values = dict.fromkeys(_PASS_METRICS, 0.0)
+    for line in stack.metrics().splitlines():
         name, _, value = line.partition(" ")
-        if name in wanted:
+        if name in values:
             values[name] = float(value)
-    passes = values.get(wanted[0], 0)
-    mean_ms = 1000 * values.get(wanted[1], 0) / passes if passes else 0
+    return values
+
+
+def scheduler_metrics_summary(stack: Stack) -> str:
+    values = scheduler_metrics(stack)
+    passes = values[_PASS_METRICS[0]]
+    mean_ms = 1000 * values[_PASS_METRICS[1]] / passes if passes else 0
     return (
         f"/metrics: {passes:.0f} passes (mean {mean_ms:.1f} ms), "
-        f"{values.get(wanted[2], 0):.0f} starts, {values.get(wanted[3], 0):.0f} preemptions"
+        f"{values[_PASS_METRICS[2]]:.0f} starts, {values[_PASS_METRICS[3]]:.0f} preemptions"
     )
 
 
