@@ -126,7 +126,6 @@ RQ_QUEUES = {
     "default": {
         "URL": REDIS_URL or "redis://127.0.0.1:6379/0",
         "DEFAULT_TIMEOUT": 300,
-        # Worker processes fork per job: never share a pooled connection with the child.
     },
 }
 RQ = {"DEFAULT_RESULT_TTL": 600}

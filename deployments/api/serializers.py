@@ -73,6 +73,11 @@ class DependencyLinkSerializer(ModelSerializer):
         fields = ["deployment", "condition", "status", "name"]
 
 
+def _links(deployment: Deployment) -> list[dict]:
+    """What a deployment waits on, in dependency order (prefetched where listed)."""
+    return DependencyLinkSerializer(deployment.dependency_links.all(), many=True).data
+
+
 @extend_schema_serializer(
     examples=[
         OpenApiExample(
@@ -153,18 +158,18 @@ class DeploymentSerializer(ModelSerializer):
 
     @extend_schema_field(DependencyLinkSerializer(many=True))
     def get_depends_on(self, deployment: Deployment) -> list[dict]:
-        return DependencyLinkSerializer(deployment.dependency_links.all(), many=True).data
+        return _links(deployment)
 
 
 class DependsOnField(serializers.ListField):
     """Written as ids or objects (DependsOnItemField); read back as the links, as
     DeploymentSerializer shows them, so that the create serializer renders its answer."""
 
-    def get_attribute(self, instance: Deployment):
-        return instance.dependency_links.all()
+    def get_attribute(self, instance: Deployment) -> Deployment:
+        return instance
 
-    def to_representation(self, links) -> list[dict]:
-        return DependencyLinkSerializer(links, many=True).data
+    def to_representation(self, deployment: Deployment) -> list[dict]:
+        return _links(deployment)
 
 
 # Reads a submission; once the service has created the deployment, renders it like

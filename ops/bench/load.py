@@ -161,8 +161,8 @@ def start_latencies(client: Client, cluster_id: int, *, samples: int, pause: flo
             if time.monotonic() > deadline:
                 raise RuntimeError(f"deployment {shown['id']} did not start: {shown}")
             time.sleep(0.005)
-        started, queued = (datetime.fromisoformat(shown[k]) for k in ("started_at", "created_at"))
-        latencies.append((started - queued).total_seconds())
+        started, created = (datetime.fromisoformat(shown[k]) for k in ("started_at", "created_at"))
+        latencies.append((started - created).total_seconds())
         time.sleep(pause)
     return latencies
 
