@@ -38,7 +38,7 @@ worker: $(VENV)/.runtime
 
 ## services: start this machine's PostgreSQL and Redis if they are down
 services:
-	scripts/ensure-services
+	devtools/scripts/ensure-services
 
 ## browser: Debian's Chromium for the browser tests; installed with apt-get when missing
 browser:

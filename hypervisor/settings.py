@@ -5,6 +5,7 @@ Unset `DATABASE_URL` means an embedded SQLite file; unset `REDIS_URL` means sche
 passes run in-process after commit and the cache is local memory.
 """
 
+import importlib.util
 from pathlib import Path
 
 import environ
@@ -47,6 +48,12 @@ INSTALLED_APPS = [
     "web",
     "ops",
 ]
+# Dev-only tools (benchmarks, load/fault/fuzz harnesses, scripts; docs/architecture.md):
+# an app only for its `bench_*` management commands. It ships in checkouts, not in the
+# image (.dockerignore), so by default it is installed wherever it exists.
+DEVTOOLS = env.bool("DEVTOOLS", default=importlib.util.find_spec("devtools") is not None)
+if DEVTOOLS:
+    INSTALLED_APPS.append("devtools")
 
 MIDDLEWARE = [
     # First: the request id spans everything below, logs included.

@@ -18,7 +18,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ops.bench import load
+from devtools.bench import load
 
 CHECKS = ",".join(
     [

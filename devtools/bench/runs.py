@@ -16,10 +16,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
-from ops.bench import load
-from ops.bench.stack import Stack
+from devtools.bench import load
+from devtools.bench.stack import Stack, children_of
 
 Say = Callable[[str], None]
 
@@ -453,7 +452,7 @@ def kill_worker_mid_pass(stack: Stack, timeout: float = 30) -> str:
                 job = worker.get_current_job() if worker else None
                 if job is None or job.func_name != "scheduler.jobs.schedule_cluster_job":
                     continue
-                forked = _children(process.pid)
+                forked = children_of(process.pid)
                 for pid in [process.pid, *forked]:
                     os.kill(pid, signal.SIGKILL)
                 process.wait()
@@ -464,21 +463,6 @@ def kill_worker_mid_pass(stack: Stack, timeout: float = 30) -> str:
                 )
             time.sleep(0.002)
     return "no pass transaction was open within 30 s: no worker killed"
-
-
-def _children(pid: int) -> list[int]:
-    children = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        parent = int(stat.rsplit(")", 1)[1].split()[1])
-        if parent == pid:
-            children.append(int(entry.name))
-    return children
 
 
 REDIS_START = [

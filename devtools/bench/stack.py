@@ -245,8 +245,6 @@ class Stack:
         database's PostgreSQL backends (those alive now, but the one asking), and this
         process (the clients). Per process, so that a backend that came or went between
         two readings (a connection past CONN_MAX_AGE) does not skew their difference."""
-        from ops.bench.runs import _children
-
         backends = self.manage(
             "dbshell",
             "--",
@@ -255,7 +253,7 @@ class Stack:
             "where datname = current_database() and pid <> pg_backend_pid()",
             check=False,
         ).stdout.split()
-        web = _children(self.web.pid) if self.web else []
+        web = children_of(self.web.pid) if self.web else []
         return {
             "web": {pid: _cpu(pid) for pid in web},
             "workers": {p.pid: _cpu(p.pid) for p in self.workers if p is not None},
@@ -281,3 +279,19 @@ def _cpu(pid: int, *, children: bool = True) -> float:
         return 0.0
     ticks = sum(int(x) for x in fields[11 : 15 if children else 13])
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def children_of(pid: int) -> list[int]:
+    """The pids of the processes whose parent is `pid`, from /proc."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent == pid:
+            children.append(int(entry.name))
+    return children

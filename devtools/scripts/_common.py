@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 
@@ -26,7 +26,7 @@ def stack_arguments(parser: argparse.ArgumentParser, *, database: str) -> None:
 
 
 def stack_config(args: argparse.Namespace):
-    from ops.bench.stack import StackConfig
+    from devtools.bench.stack import StackConfig
 
     return StackConfig(
         database=args.database,

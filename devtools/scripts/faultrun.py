@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """The fault run (docs/benchmarks.md): the load run's lifecycle while things break.
 
-    .venv/bin/python scripts/faultrun.py
+    .venv/bin/python devtools/scripts/faultrun.py
 
-Same stack and clients as scripts/loadrun.py (database `hv_fault`, Redis database 5).
+Same stack and clients as devtools/scripts/loadrun.py (database `hv_fault`, Redis database 5).
 While 16 clients create, complete, fail and cancel deployments, it SIGKILLs one RQ
 worker (and anything it forked) in the middle of a scheduling pass, restarts Redis
 (`redis-cli shutdown nosave`: the queue and every key are lost), and restarts
@@ -35,8 +35,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=2)
     args = parser.parse_args()
 
-    from ops.bench.runs import LoadShape, fault_run
-    from ops.bench.stack import Stack
+    from devtools.bench.runs import LoadShape, fault_run
+    from devtools.bench.stack import Stack
 
     shape = LoadShape(clients=args.clients, lifecycle_ops=args.lifecycle_ops, seed=args.seed)
     with Stack(_common.stack_config(args)) as stack:

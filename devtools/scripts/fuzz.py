@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """The long fuzz run (docs/benchmarks.md): schemathesis against the live server's schema.
 
-    .venv/bin/python scripts/fuzz.py                     # >= 1,000 cases
-    .venv/bin/python scripts/fuzz.py --max-examples 100 --seed 3
+    .venv/bin/python devtools/scripts/fuzz.py                     # >= 1,000 cases
+    .venv/bin/python devtools/scripts/fuzz.py --max-examples 100 --seed 3
 
 Starts the same stack as the load run (its own database `hv_fuzz`, Redis database 6),
 signs up a user with an organization, a cluster and a deployment, and runs every phase
@@ -28,8 +28,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
 
-    from ops.bench.fuzz import run_schemathesis
-    from ops.bench.stack import Stack
+    from devtools.bench.fuzz import run_schemathesis
+    from devtools.bench.stack import Stack
 
     with Stack(_common.stack_config(args)) as stack:
         result = run_schemathesis(stack.url, max_examples=args.max_examples, seed=args.seed)

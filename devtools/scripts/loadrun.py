@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """The load run (docs/benchmarks.md): a real stack on loopback under 16 concurrent clients.
 
-    .venv/bin/python scripts/loadrun.py            # 16 clients, 4 clusters
-    .venv/bin/python scripts/loadrun.py --create-ops 60 --lifecycle-ops 120
+    .venv/bin/python devtools/scripts/loadrun.py            # 16 clients, 4 clusters
+    .venv/bin/python devtools/scripts/loadrun.py --create-ops 60 --lifecycle-ops 120
 
 Starts gunicorn (2 workers), 2 RQ workers and rqcron against a fresh PostgreSQL
 database (`hv_load`) and Redis database 5, then measures the start latency on the idle
@@ -36,8 +36,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
 
-    from ops.bench.runs import LoadShape, load_run
-    from ops.bench.stack import Stack
+    from devtools.bench.runs import LoadShape, load_run
+    from devtools.bench.stack import Stack
 
     shape = LoadShape(
         clients=args.clients,

@@ -13,9 +13,9 @@ from urllib.parse import urlsplit
 import pytest
 from django.conf import settings
 
-from ops.bench.fuzz import run_schemathesis
-from ops.bench.runs import LoadShape, load_run
-from ops.bench.stack import Stack, StackConfig
+from devtools.bench.fuzz import run_schemathesis
+from devtools.bench.runs import LoadShape, load_run
+from devtools.bench.stack import Stack, StackConfig
 
 pytestmark = pytest.mark.slow
 

@@ -19,9 +19,8 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from scheduler.allocation import Policy
-from scheduler.benchmarks import percentile
-from scheduler.quality import (
+from devtools.bench.benchmarks import percentile
+from devtools.bench.quality import (
     PolicyFigures,
     SolverError,
     describe,
@@ -29,6 +28,7 @@ from scheduler.quality import (
     generate,
     optimum,
 )
+from scheduler.allocation import Policy
 
 EQUAL_BAR = 0.99
 COUNT_BAR = 0.995
