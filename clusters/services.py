@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
+from clusters.locking import lock_cluster
 from clusters.models import Cluster
-from deployments.models import WAITING, Status
+from deployments.models import HOLDS_ROOM, WAITING
+from hypervisor.contention import retry_on_contention
 from hypervisor.exceptions import Conflict
 from orgs.models import Organization
 from scheduler.allocation import Policy, Resources
-from scheduler.locking import lock_cluster, retry_on_contention
 from scheduler.triggers import request_schedule
 
 DUPLICATE_NAME = "A cluster with this name already exists in the organization."
@@ -109,7 +110,7 @@ def _change_cause(*, before: Resources, after: Resources, changes: ClusterChange
 
 def cluster_ensure_idle(*, cluster: Cluster) -> None:
     """Raise `ClusterBusy` while the cluster has running or waiting deployments."""
-    active = cluster.deployments.filter(status__in=[*WAITING, Status.RUNNING]).count()
+    active = cluster.deployments.filter(status__in=[*WAITING, *HOLDS_ROOM]).count()
     if active:
         raise ClusterBusy(
             f"Cluster '{cluster.name}' still has {active} running or waiting deployment(s); "

@@ -15,15 +15,17 @@ MAX_PRIORITY = 1_000_000
 class Status(models.TextChoices):
     PENDING = "pending"  # waiting for dependencies
     QUEUED = "queued"  # dependencies met, waiting for resources
+    STARTING = "starting"  # placed: room held while its runtime starts it
     RUNNING = "running"
+    STOPPING = "stopping"  # room held until its runtime confirms the stop
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
 
 
 WAITING = frozenset({Status.PENDING, Status.QUEUED})
-# Rows the scheduler locks and plans over.
-SCHEDULABLE = frozenset({Status.QUEUED, Status.RUNNING})
+# What counts in a cluster's `allocated` (API.md: these "hold room").
+HOLDS_ROOM = frozenset({Status.STARTING, Status.RUNNING, Status.STOPPING})
 FINISHED = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED})
 
 
@@ -56,6 +58,13 @@ class Deployment(models.Model):
     preemptible = models.BooleanField(default=True)
     status = models.CharField(max_length=16, choices=Status.choices)
     status_reason = models.TextField(blank=True, default="")
+    stopping_to = models.CharField(
+        max_length=16,
+        choices=Status.choices,
+        blank=True,
+        default="",
+        help_text="The status a stopping deployment takes once its runtime confirms the stop.",
+    )
     preemption_count = models.PositiveIntegerField(default=0)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -91,8 +100,13 @@ class Deployment(models.Model):
                 name="deployment_resources_ge_0",
             ),
             models.CheckConstraint(
-                condition=~Q(status=Status.RUNNING) | Q(started_at__isnull=False),
+                condition=~Q(status__in=HOLDS_ROOM) | Q(started_at__isnull=False),
                 name="deployment_running_has_started_at",
+            ),
+            models.CheckConstraint(
+                condition=(Q(status=Status.STOPPING) & ~Q(stopping_to=""))
+                | (~Q(status=Status.STOPPING) & Q(stopping_to="")),
+                name="deployment_stopping_has_outcome",
             ),
             models.CheckConstraint(
                 condition=~Q(status=Status.QUEUED) | Q(queued_at__isnull=False),

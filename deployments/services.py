@@ -1,21 +1,20 @@
 """Writes for deployments: creation, the status transitions, dependency resolution.
 
-Every status change goes through `_transition`, with the explicit transition table
-below; anything else is `InvalidTransition` (409). Locks follow `scheduler.locking`.
+Every status change goes through the state machine (`deployments.statemachine`); what
+it refuses is `InvalidTransition` (409). Locks follow the order in `clusters.locking`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
-from enum import StrEnum
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from clusters.locking import lock_cluster
 from clusters.models import Cluster
 from deployments.conditions import (
     condition_impossible,
@@ -23,36 +22,23 @@ from deployments.conditions import (
     waiting_for_dependencies_reason,
 )
 from deployments.images import validate_image_reference
-from deployments.models import (
-    FINISHED,
-    Condition,
-    Dependency,
-    Deployment,
-    DeploymentEvent,
-    Status,
+from deployments.locking import lock_deployments
+from deployments.models import FINISHED, HOLDS_ROOM, Condition, Dependency, Deployment, Status
+from deployments.statemachine import (
+    Action,
+    DependencyAction,
+    InvalidTransition,
+    lifecycle_of,
+    record_created,
+    transition,
 )
-from hypervisor.exceptions import Conflict
-from scheduler.allocation import Resources
-from scheduler.locking import lock_cluster, lock_deployments, retry_on_contention
+from hypervisor.contention import retry_on_contention
+from hypervisor.resources import Resources
 from scheduler.triggers import request_schedule
 
-
-class InvalidTransition(Conflict):
-    """The deployment's current status does not allow the action."""
+__all__ = ["Action", "InvalidTransition"]  # the people's actions and their 409, for callers
 
 
-class Action(StrEnum):
-    COMPLETE = "complete"
-    FAIL = "fail"
-    CANCEL = "cancel"
-
-
-# What each user action may do: from which statuses, to which status.
-TRANSITIONS: dict[Action, tuple[frozenset[Status], Status]] = {
-    Action.COMPLETE: (frozenset({Status.RUNNING}), Status.COMPLETED),
-    Action.FAIL: (frozenset({Status.RUNNING}), Status.FAILED),
-    Action.CANCEL: (frozenset({Status.PENDING, Status.QUEUED, Status.RUNNING}), Status.CANCELLED),
-}
 _PAST_TENSE = {Action.COMPLETE: "completed", Action.FAIL: "failed", Action.CANCEL: "cancelled"}
 _NOUN = {Action.COMPLETE: "completion", Action.FAIL: "failure", Action.CANCEL: "cancellation"}
 
@@ -147,7 +133,7 @@ def _create(*, actor: AbstractBaseUser, cluster: Cluster, spec: DeploymentSpec) 
         # re-read (the links as a prefetch would give them, in dependency order).
         links.sort(key=lambda link: link.dependency_id)
         deployment._prefetched_objects_cache = {"dependency_links": links}
-        _record(deployment, "", deployment.status, "created", now, actor=actor)
+        record_created(deployment, actor=actor, at=now)
         if not unmet:
             request_schedule(cluster_id=cluster.pk)
     return deployment
@@ -190,7 +176,6 @@ def deployment_act(*, actor: AbstractBaseUser, deployment_id: int, action: Actio
 
 
 def _act(*, actor: AbstractBaseUser, deployment_id: int, action: Action) -> Deployment:
-    allowed, target = TRANSITIONS[action]
     cluster_id = Deployment.objects.values_list("cluster_id", flat=True).get(pk=deployment_id)
     with transaction.atomic(durable=True):
         cluster = lock_cluster(cluster_id)  # lock order step 1: allocation may change
@@ -198,65 +183,20 @@ def _act(*, actor: AbstractBaseUser, deployment_id: int, action: Action) -> Depl
         if cluster is None or not locked:
             raise Deployment.DoesNotExist("The deployment no longer exists.")
         [deployment] = locked
-        if deployment.status not in allowed:
-            raise InvalidTransition(
-                f"Cannot {action} a deployment that is {deployment.status}; "
-                f"{action} applies to {', '.join(sorted(allowed))}."
-            )
-        was_running = deployment.status == Status.RUNNING
-        reason = f"{_PAST_TENSE[action]} by {actor.get_username()}"
-        _transition(deployment, target, reason, actor=actor)
-        if was_running:
-            cluster.set_allocated(cluster.allocated - deployment.resources)
-            cluster.save(update_fields=["allocated_cpu", "allocated_ram_mb", "allocated_gpu"])
+        held_room = deployment.status in HOLDS_ROOM
+        transition(
+            deployment,
+            action,
+            cluster=cluster,
+            reason=f"{_PAST_TENSE[action]} by {actor.get_username()}",
+            lifecycle=lifecycle_of(cluster),
+            actor=actor,
+        )
         resolve_dependents(finished_ids=[deployment.pk])
-        # Only work that ran frees room; start events name it as what made room.
-        cause = f"the {_NOUN[action]} of deployment {deployment.pk}" if was_running else ""
+        # Only work that held room frees it; start events name it as what made room.
+        cause = f"the {_NOUN[action]} of deployment {deployment.pk}" if held_room else ""
         request_schedule(cluster_id=cluster_id, cause=cause)
     return deployment
-
-
-def _transition(
-    deployment: Deployment,
-    target: Status,
-    reason: str,
-    *,
-    actor: AbstractBaseUser | None = None,
-    related: Deployment | None = None,
-) -> None:
-    now = timezone.now()
-    previous = deployment.status
-    deployment.status = target
-    deployment.status_reason = reason
-    if target in FINISHED:
-        deployment.finished_at = now
-    if target == Status.QUEUED:
-        deployment.queued_at = now
-    deployment.save(
-        update_fields=["status", "status_reason", "finished_at", "queued_at", "updated_at"]
-    )
-    _record(deployment, previous, target, reason, now, actor=actor, related=related)
-
-
-def _record(
-    deployment: Deployment,
-    from_status: str,
-    to_status: str,
-    reason: str,
-    at: datetime,
-    *,
-    actor: AbstractBaseUser | None = None,
-    related: Deployment | None = None,
-) -> None:
-    DeploymentEvent.objects.create(
-        deployment=deployment,
-        at=at,
-        from_status=from_status,
-        to_status=to_status,
-        reason=reason,
-        actor=actor,
-        related_deployment=related,
-    )
 
 
 # --- dependency resolution --------------------------------------------------------------
@@ -285,15 +225,29 @@ def resolve_dependents(*, finished_ids: Iterable[int]) -> None:
                 f"cancelled: its dependency deployment {dep.pk} ({dep.name}) is {dep.status}, "
                 f"so the condition '{c}' can never be met"
             )
-            _transition(deployment, Status.CANCELLED, reason, related=dep)
+            _settle(deployment, DependencyAction.ABANDON, reason, related_id=dep.pk)
         elif all(condition_met(c, dep.status) for dep, c in links):
-            _transition(deployment, Status.QUEUED, "dependencies met; waiting for resources")
+            _settle(deployment, DependencyAction.RELEASE, "dependencies met; waiting for resources")
             clusters_to_schedule.add(deployment.cluster_id)
         else:
             deployment.status_reason = waiting_for_dependencies_reason(links)
             deployment.save(update_fields=["status_reason", "updated_at"])
     for cluster_id in sorted(clusters_to_schedule):
         request_schedule(cluster_id=cluster_id)
+
+
+def _settle(
+    deployment: Deployment, action: DependencyAction, reason: str, *, related_id: int | None = None
+) -> None:
+    """A pending deployment's dependencies decided: it holds no room either way."""
+    transition(
+        deployment,
+        action,
+        cluster=deployment.cluster,
+        reason=reason,
+        lifecycle=lifecycle_of(deployment.cluster),
+        related_id=related_id,
+    )
 
 
 def _pending_dependents(ids: set[int]) -> set[int]:

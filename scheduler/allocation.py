@@ -17,39 +17,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from hypervisor.resources import Resources
 from scheduler import packing, reasons
 
 
 class Policy(StrEnum):
     FIFO = "fifo"
     PACK = "pack"
-
-
-@dataclass(frozen=True, slots=True)
-class Resources:
-    """A resource vector: CPU in millicores, RAM in MiB, whole GPUs."""
-
-    cpu: int = 0
-    ram_mb: int = 0
-    gpu: int = 0
-
-    def __add__(self, other: Resources) -> Resources:
-        return Resources(self.cpu + other.cpu, self.ram_mb + other.ram_mb, self.gpu + other.gpu)
-
-    def __sub__(self, other: Resources) -> Resources:
-        return Resources(self.cpu - other.cpu, self.ram_mb - other.ram_mb, self.gpu - other.gpu)
-
-    def fits_in(self, room: Resources) -> bool:
-        """True when every dimension of ``self`` is at most that of ``room``."""
-        return self.cpu <= room.cpu and self.ram_mb <= room.ram_mb and self.gpu <= room.gpu
-
-    def shortfall(self, room: Resources) -> Resources:
-        """What ``room`` lacks, per dimension, to hold ``self`` (never negative)."""
-        return Resources(
-            max(0, self.cpu - room.cpu),
-            max(0, self.ram_mb - room.ram_mb),
-            max(0, self.gpu - room.gpu),
-        )
 
 
 ZERO = Resources()

@@ -22,9 +22,10 @@ from django.utils import timezone
 
 from clusters.models import Cluster
 from deployments.conditions import condition_impossible, condition_met
-from deployments.models import Dependency, Deployment, DeploymentEvent, Status
+from deployments.locking import DeploymentRow
+from deployments.models import HOLDS_ROOM, Dependency, Deployment, DeploymentEvent, Status
+from hypervisor.resources import Resources
 from scheduler import allocation
-from scheduler.allocation import Resources
 from scheduler.services import snapshot_of
 
 
@@ -68,7 +69,7 @@ def audit(*, cluster_ids: list[int] | None = None) -> list[Violation]:
 def _active_deployments(cluster_ids: list[int]) -> dict[int, list[Deployment]]:
     by_cluster: dict[int, list[Deployment]] = defaultdict(list)
     rows = Deployment.objects.filter(
-        cluster_id__in=cluster_ids, status__in=[Status.QUEUED, Status.RUNNING]
+        cluster_id__in=cluster_ids, status__in=[Status.QUEUED, *HOLDS_ROOM]
     ).order_by("pk")
     for deployment in rows:
         by_cluster[deployment.cluster_id].append(deployment)
@@ -77,7 +78,7 @@ def _active_deployments(cluster_ids: list[int]) -> dict[int, list[Deployment]]:
 
 def _capacity_violations(cluster: Cluster, rows: list[Deployment]) -> list[Violation]:
     """Guarantee 1, and the allocated counters that the database constraint relies on."""
-    used = sum((d.resources for d in rows if d.status == Status.RUNNING), start=Resources())
+    used = sum((d.resources for d in rows if d.status in HOLDS_ROOM), start=Resources())
     found = []
     if used != cluster.allocated:
         found.append(
@@ -102,7 +103,7 @@ def _capacity_violations(cluster: Cluster, rows: list[Deployment]) -> list[Viola
 def _placement_violations(cluster: Cluster, rows: list[Deployment], *, now) -> list[Violation]:
     """Guarantees 3, 4 (with the starvation exception) and 6: the planner, asked again
     over the current state, must find nothing to do."""
-    plan = allocation.plan(snapshot_of(cluster, rows, now=now))
+    plan = allocation.plan(snapshot_of(cluster, [DeploymentRow.of(d) for d in rows], now=now))
     victims_of = defaultdict(list)
     for preemption in plan.preemptions:
         victims_of[preemption.preemptor_id].append(preemption.victim_id)
@@ -133,7 +134,7 @@ def _dependency_violations(cluster_ids: list[int]) -> list[Violation]:
     - a pending one has some condition still open and none impossible."""
     first_start = (
         DeploymentEvent.objects.filter(
-            deployment=OuterRef("dependent_id"), to_status=Status.RUNNING
+            deployment=OuterRef("dependent_id"), to_status__in=[Status.STARTING, Status.RUNNING]
         )
         .order_by("at")
         .values("at")[:1]
@@ -164,7 +165,7 @@ def _dependency_violations(cluster_ids: list[int]) -> list[Violation]:
 
 def _link_problem(link: Dependency) -> str | None:
     dependent, dependency = link.dependent, link.dependency
-    ran = link.first_start is not None or dependent.status == Status.RUNNING
+    ran = link.first_start is not None or dependent.status in HOLDS_ROOM
     if dependent.status == Status.CANCELLED and not ran:
         return None  # cancelled while waiting: it never ran
     if not condition_met(link.condition, dependency.status):

@@ -8,7 +8,8 @@ from django.utils import timezone
 
 from clusters.models import Cluster
 from deployments.conditions import pending_reason
-from deployments.models import Deployment, Status
+from deployments.locking import DeploymentRow
+from deployments.models import HOLDS_ROOM, Deployment, Status
 from scheduler import allocation
 from scheduler.services import snapshot_of
 
@@ -31,13 +32,14 @@ def cluster_queue(*, cluster: Cluster) -> list[QueueItem]:
     """
     rows = list(
         Deployment.objects.filter(
-            cluster=cluster, status__in=[Status.QUEUED, Status.RUNNING, Status.PENDING]
+            cluster=cluster, status__in=[Status.PENDING, Status.QUEUED, *HOLDS_ROOM]
         )
         .prefetch_related("dependency_links__dependency")
         .order_by("pk")
     )
     schedulable = [d for d in rows if d.status != Status.PENDING]
-    plan = allocation.plan(snapshot_of(cluster, schedulable, now=timezone.now()))
+    snapshot = snapshot_of(cluster, [DeploymentRow.of(d) for d in schedulable], now=timezone.now())
+    plan = allocation.plan(snapshot)
     by_id = {d.pk: d for d in rows}
     items = [
         QueueItem(entry.position, by_id[entry.deployment_id], entry.reason, entry.reserved)

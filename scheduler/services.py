@@ -8,15 +8,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from django.db import transaction
-from django.db.models import F
 from django.dispatch import Signal
 from django.utils import timezone
 
+from clusters.locking import lock_cluster
 from clusters.models import Cluster
-from deployments.models import Deployment, DeploymentEvent, Status
+from deployments.locking import DeploymentRow, lock_schedulable
+from deployments.models import Status
+from deployments.statemachine import Change, SchedulerAction, lifecycle_of, transition_bulk
+from deployments.statemachine import update_rows as update_deployments
+from hypervisor.contention import retry_on_contention
+from hypervisor.resources import Resources
 from scheduler import allocation
-from scheduler.allocation import ClusterSnapshot, Plan, Policy, Resources
-from scheduler.locking import PassRow, lock_cluster, lock_schedulable, retry_on_contention
+from scheduler.allocation import ClusterSnapshot, Plan, Policy
 
 logger = logging.getLogger(__name__)
 
@@ -41,11 +45,15 @@ class PassResult:
         return bool(self.started or self.preempted)
 
 
-def snapshot_of(cluster: Cluster, rows: Sequence[Deployment | PassRow], *, now) -> ClusterSnapshot:
-    """The planner's view of a cluster and its queued and running deployments."""
+def snapshot_of(cluster: Cluster, rows: Sequence[DeploymentRow], *, now) -> ClusterSnapshot:
+    """The planner's view of a cluster and its queued and room-holding deployments.
+
+    `starting` counts as running (it may be preempted); a `stopping` deployment is
+    neither: its room is simply not there until its runtime confirms the stop.
+    """
     running = tuple(
         allocation.RunningDeployment(
-            id=d.pk,
+            id=d.id,
             resources=d.resources,
             priority=d.priority,
             preemptible=d.preemptible,
@@ -53,11 +61,11 @@ def snapshot_of(cluster: Cluster, rows: Sequence[Deployment | PassRow], *, now) 
             queued_at=d.queued_at,
         )
         for d in rows
-        if d.status == Status.RUNNING
+        if d.status in (Status.STARTING, Status.RUNNING)
     )
     waiting = tuple(
         allocation.WaitingDeployment(
-            id=d.pk,
+            id=d.id,
             resources=d.resources,
             priority=d.priority,
             preemptible=d.preemptible,
@@ -66,8 +74,9 @@ def snapshot_of(cluster: Cluster, rows: Sequence[Deployment | PassRow], *, now) 
         for d in rows
         if d.status == Status.QUEUED
     )
+    stopping = sum((d.resources for d in rows if d.status == Status.STOPPING), start=Resources())
     return ClusterSnapshot(
-        capacity=cluster.capacity,
+        capacity=cluster.capacity - stopping,
         running=running,
         waiting=waiting,
         now=now,
@@ -119,9 +128,9 @@ def _schedule_cluster_once(*, cluster_id: int, cause: str) -> PassResult:
     return result
 
 
-def _queue_waits(rows: list[PassRow], plan: Plan, *, now) -> list[tuple[int, float]]:
+def _queue_waits(rows: list[DeploymentRow], plan: Plan, *, now) -> list[tuple[int, float]]:
     """(priority, seconds since queued_at) of each deployment the plan started."""
-    by_id = {d.pk: d for d in rows}
+    by_id = {d.id: d for d in rows}
     started = [by_id[s.deployment_id] for s in plan.starts]
     return [(d.priority, (now - d.queued_at).total_seconds()) for d in started]
 
@@ -133,93 +142,31 @@ def _start_reason(start: allocation.Start, cause: str) -> str:
     return f"started in the room made by {cause}" if cause else "started: it fits in the free room"
 
 
-def _apply(cluster: Cluster, rows: list[PassRow], plan: Plan, *, now, cause: str) -> None:
-    """Write the plan: statuses, the allocated counters, events and queue reasons.
-
-    Set-based: one UPDATE for the victims, one for the starts and one per distinct new
-    queue reason (a pass changes few, and identical situations share a sentence).
-    ``bulk_update`` would build a CASE over every changed row, which PostgreSQL evaluates
-    per row: quadratic, minutes for a first pass over 10,000 waiting.
-    """
-    by_id = {d.pk: d for d in rows}
-    events: list[DeploymentEvent] = []
-    victims: dict[int, PassRow] = {}
+def _apply(cluster: Cluster, rows: list[DeploymentRow], plan: Plan, *, now, cause: str) -> None:
+    """Write the plan through the state machine's bulk form, then the queue reasons
+    (one UPDATE per distinct new reason: a pass changes few, and identical situations
+    share a sentence)."""
+    by_id = {d.id: d for d in rows}
+    changes = []
     for preemption in plan.preemptions:
-        victim, preemptor = by_id[preemption.victim_id], by_id[preemption.preemptor_id]
-        victim.status, victim.started_at = Status.QUEUED, None
-        victim.preemption_count += 1
+        preemptor = by_id[preemption.preemptor_id]
         reason = (
-            f"preempted by deployment {preemptor.pk} ({preemptor.name}, priority "
+            f"preempted by deployment {preemptor.id} ({preemptor.name}, priority "
             f"{preemptor.priority}); back in the queue at its original place"
         )
-        events.append(_event(victim, Status.RUNNING, Status.QUEUED, reason, now, preemptor))
-        victims[victim.pk] = victim
+        changes.append(Change(preemption.victim_id, SchedulerAction.PREEMPT, reason, preemptor.id))
     for start in plan.starts:
-        deployment = by_id[start.deployment_id]
-        deployment.status, deployment.started_at = Status.RUNNING, now
-        deployment.status_reason = ""
-        events.append(
-            _event(
-                deployment, Status.QUEUED, Status.RUNNING, _start_reason(start, cause), now, None
-            )
+        changes.append(
+            Change(start.deployment_id, SchedulerAction.START, _start_reason(start, cause))
         )
+    transition_bulk(
+        cluster=cluster, rows=rows, changes=changes, lifecycle=lifecycle_of(cluster), now=now
+    )
     reasons: dict[str, list[int]] = {}
     for entry in plan.queue:
         deployment = by_id[entry.deployment_id]
         if deployment.status_reason != entry.reason:
             deployment.status_reason = entry.reason
-            reasons.setdefault(entry.reason, []).append(deployment.pk)
-    _update(
-        list(victims),
-        status=Status.QUEUED,
-        started_at=None,
-        preemption_count=F("preemption_count") + 1,
-        updated_at=now,
-    )
-    _update(
-        [s.deployment_id for s in plan.starts],
-        status=Status.RUNNING,
-        started_at=now,
-        status_reason="",
-        updated_at=now,
-    )
+            reasons.setdefault(entry.reason, []).append(deployment.id)
     for reason, ids in reasons.items():
-        _update(ids, status_reason=reason, updated_at=now)
-    DeploymentEvent.objects.bulk_create(events)
-    _store_allocated(cluster, rows)
-
-
-_UPDATE_BATCH = 10_000  # ids per UPDATE: PostgreSQL takes at most 65,535 parameters
-
-
-def _update(ids: list[int], **values) -> None:
-    """Set ``values`` on the deployments ``ids``, one UPDATE per batch."""
-    for begin in range(0, len(ids), _UPDATE_BATCH):
-        Deployment.objects.filter(pk__in=ids[begin : begin + _UPDATE_BATCH]).update(**values)
-
-
-def _store_allocated(cluster: Cluster, rows: list[PassRow]) -> None:
-    """Recompute the counters from the running set; the CHECK constraints refuse overflow."""
-    allocated = sum((d.resources for d in rows if d.status == Status.RUNNING), start=Resources())
-    if allocated != cluster.allocated:
-        cluster.set_allocated(allocated)
-        cluster.save(update_fields=["allocated_cpu", "allocated_ram_mb", "allocated_gpu"])
-
-
-def _event(
-    deployment: PassRow,
-    from_status: Status,
-    to_status: Status,
-    reason: str,
-    at,
-    related: PassRow | None,
-) -> DeploymentEvent:
-    return DeploymentEvent(
-        deployment_id=deployment.pk,
-        at=at,
-        from_status=from_status,
-        to_status=to_status,
-        reason=reason,
-        actor=None,
-        related_deployment_id=related.pk if related else None,
-    )
+        update_deployments(ids, status_reason=reason, updated_at=now)

@@ -17,7 +17,7 @@ from clusters.models import Cluster
 from clusters.selectors import cluster_list
 from deployments.models import Dependency, Deployment, DeploymentEvent, Status
 from deployments.selectors import deployment_dependents, deployment_events, deployment_list
-from deployments.services import TRANSITIONS, Action
+from deployments.statemachine import RULES, Action
 from orgs.models import Membership, Organization, Role
 from orgs.selectors import membership_get, organization_permissions
 from scheduler.selectors import QueueItem, cluster_queue
@@ -168,4 +168,4 @@ def available_actions(
     """The buttons to show: what the role allows and the status admits."""
     if not access.may_act_on(deployment, user):
         return []
-    return [action for action in Action if deployment.status in TRANSITIONS[action][0]]
+    return [a for a in Action if deployment.status in RULES[a].sources]

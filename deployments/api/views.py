@@ -157,17 +157,17 @@ class DeploymentViewSet(
         services.deployment_act(actor=request.user, deployment_id=deployment.pk, action=action)
         return Response(DeploymentSerializer(self.get_queryset().get(pk=deployment.pk)).data)
 
-    @_act_schema("complete", "running")
+    @_act_schema("complete", "starting and running")
     @action(detail=True, methods=["post"])
     def complete(self, request: Request, pk: str) -> Response:
         return self._act(request, Action.COMPLETE)
 
-    @_act_schema("fail", "running")
+    @_act_schema("fail", "starting and running")
     @action(detail=True, methods=["post"])
     def fail(self, request: Request, pk: str) -> Response:
         return self._act(request, Action.FAIL)
 
-    @_act_schema("cancel", "pending, queued and running")
+    @_act_schema("cancel", "pending, queued, starting and running")
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str) -> Response:
         return self._act(request, Action.CANCEL)

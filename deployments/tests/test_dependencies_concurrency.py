@@ -82,14 +82,14 @@ def test_cross_cluster_dependents_under_load(caplog):
         threading.Thread(target=_worker, args=([c.pk for c in clusters], seed, errors))
         for seed in range(THREADS)
     ]
-    with caplog.at_level(logging.WARNING, logger="scheduler.locking"):
+    with caplog.at_level(logging.WARNING, logger="hypervisor.contention"):
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
 
     assert errors == []
-    assert [r.getMessage() for r in caplog.records if r.name == "scheduler.locking"] == []
+    assert [r.getMessage() for r in caplog.records if r.name == "hypervisor.contention"] == []
     assert dependency_state_violations(organization.pk) == []
     for cluster in clusters:
         assert capacity_violations(cluster) == []

@@ -36,7 +36,10 @@ def test_demo_builds_a_lived_in_organization():
     assert PASSWORD in output and "/login/" in output
 
     deployments = Deployment.objects.filter(cluster__organization=organization)
-    assert set(deployments.values_list("status", flat=True)) == set(Status.values)
+    # Every status but the two a runtime holds (the demo's clusters are manual: there
+    # `starting` and `stopping` pass at once).
+    reachable = set(Status.values) - {Status.STARTING, Status.STOPPING}
+    assert set(deployments.values_list("status", flat=True)) == reachable
     preempted = deployments.get(preemption_count__gt=0)
     assert preempted.status == Status.QUEUED
     assert DeploymentEvent.objects.filter(

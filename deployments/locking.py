@@ -1,0 +1,89 @@
+"""Deployment row locks (step 2 of the lock order written in `clusters.locking`), and
+the plain rows a scheduling pass reads under them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from deployments.models import HOLDS_ROOM, Deployment, Status
+from hypervisor.resources import Resources
+
+# What a pass reads of each row (snapshot, apply, events, metrics), in DeploymentRow's order.
+ROW_FIELDS = (
+    "id",
+    "name",
+    "cpu",
+    "ram_mb",
+    "gpu",
+    "priority",
+    "preemptible",
+    "status",
+    "status_reason",
+    "preemption_count",
+    "queued_at",
+    "started_at",
+)
+
+
+@dataclass(slots=True)
+class DeploymentRow:
+    """A queued or room-holding deployment as a pass reads it: plain values, not a model.
+
+    A pass reads every such row of its cluster; building model instances for them was
+    the largest part of a pass's Python time (docs/benchmarks.md). The planner's
+    snapshot and the state machine's bulk form take these rows, never model instances.
+    """
+
+    id: int
+    name: str
+    cpu: int
+    ram_mb: int
+    gpu: int
+    priority: int
+    preemptible: bool
+    status: str
+    status_reason: str
+    preemption_count: int
+    queued_at: datetime | None
+    started_at: datetime | None
+
+    @classmethod
+    def of(cls, deployment: Deployment) -> DeploymentRow:
+        """The row of a deployment already read as a model instance."""
+        return cls(*(getattr(deployment, name) for name in ROW_FIELDS))
+
+    @property
+    def resources(self) -> Resources:
+        return Resources(self.cpu, self.ram_mb, self.gpu)
+
+
+def lock_schedulable(cluster_id: int) -> list[DeploymentRow]:
+    """Lock a cluster's queued and room-holding deployments in pk order (step 2).
+
+    The caller must hold the cluster's lock: that is what keeps new starts on this
+    cluster out while the pass plans.
+    """
+    rows = (
+        Deployment.objects.select_for_update(no_key=True)
+        .filter(cluster_id=cluster_id, status__in=[Status.QUEUED, *HOLDS_ROOM])
+        .order_by("pk")
+        .values_list(*ROW_FIELDS)
+    )
+    return [DeploymentRow(*row) for row in rows]
+
+
+def lock_deployments(deployment_ids: Iterable[int]) -> list[Deployment]:
+    """Lock deployment rows in ascending pk order (step 2 of the lock order)."""
+    ids = set(deployment_ids)
+    if not ids:
+        # Most creates have no dependencies: building the query to find that the id
+        # list is empty would cost a create a millisecond.
+        return []
+    return list(
+        Deployment.objects.select_for_update(no_key=True, of=("self",))
+        .select_related("cluster")
+        .filter(pk__in=ids)
+        .order_by("pk")
+    )
