@@ -18,7 +18,8 @@ from clusters import services
 from clusters.models import MAX_CPU_MILLICORES, MAX_GPU, MAX_RAM_MB, MAX_STARVATION_SECONDS, Cluster
 from deployments.models import WAITING, Status
 from hypervisor.admin import ServiceModelAdmin
-from scheduler.allocation import Policy, Resources
+from hypervisor.resources import Resources
+from planner import Policy
 from scheduler.triggers import request_schedule
 from web.utilization import Usage, cluster_usage
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import F, Q
 
+from hypervisor.resources import Resources
 from orgs.models import Organization
-from scheduler.allocation import Policy, Resources
+from planner import DEFAULT_POLICY, POLICIES
 
 # Documented maxima (API.md: values beyond them are 400, not 500).
 MAX_CPU_MILLICORES = 100_000_000  # 100,000 cores
@@ -57,7 +58,7 @@ class Cluster(models.Model):
     allocated_ram_mb = models.BigIntegerField(default=0)
     allocated_gpu = models.IntegerField(default=0)
     policy = models.CharField(
-        max_length=8, choices=[(p.value, p.value) for p in Policy], default=Policy.PACK.value
+        max_length=8, choices=[(name, name) for name in POLICIES], default=DEFAULT_POLICY.value
     )
     starvation_after_seconds = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -72,7 +73,9 @@ class Cluster(models.Model):
                 fields=["organization", "name"], name="cluster_name_unique_in_org"
             ),
             models.CheckConstraint(
-                condition=Q(policy__in=[p.value for p in Policy]), name="cluster_policy_valid"
+                # From the planner's registry: a new policy is one module and one line there.
+                condition=Q(policy__in=list(POLICIES)),
+                name="cluster_policy_valid",
             ),
             *_dimension_constraints("cpu"),
             *_dimension_constraints("ram_mb"),

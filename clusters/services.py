@@ -12,8 +12,9 @@ from clusters.models import Cluster
 from deployments.models import HOLDS_ROOM, WAITING
 from hypervisor.contention import retry_on_contention
 from hypervisor.exceptions import Conflict
+from hypervisor.resources import Resources
 from orgs.models import Organization
-from scheduler.allocation import Policy, Resources
+from planner import Policy
 from scheduler.triggers import request_schedule
 
 DUPLICATE_NAME = "A cluster with this name already exists in the organization."

@@ -7,7 +7,7 @@ from django.db import models
 from django.db.models import Q
 
 from clusters.models import Cluster
-from scheduler.allocation import Resources
+from hypervisor.resources import Resources
 
 MAX_PRIORITY = 1_000_000
 

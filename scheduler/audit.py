@@ -20,12 +20,12 @@ from django.db import connection, transaction
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
+import planner
 from clusters.models import Cluster
 from deployments.conditions import condition_impossible, condition_met
 from deployments.locking import DeploymentRow
 from deployments.models import HOLDS_ROOM, Dependency, Deployment, DeploymentEvent, Status
 from hypervisor.resources import Resources
-from scheduler import allocation
 from scheduler.services import snapshot_of
 
 
@@ -77,7 +77,7 @@ def _active_deployments(cluster_ids: list[int]) -> dict[int, list[Deployment]]:
 
 
 def _capacity_violations(cluster: Cluster, rows: list[Deployment]) -> list[Violation]:
-    """Guarantee 1, and the allocated counters that the database constraint relies on."""
+    """Guarantee 1 (capacity: what holds room fits the capacity), and the allocated counters that the database constraint relies on."""
     used = sum((d.resources for d in rows if d.status in HOLDS_ROOM), start=Resources())
     found = []
     if used != cluster.allocated:
@@ -101,9 +101,10 @@ def _capacity_violations(cluster: Cluster, rows: list[Deployment]) -> list[Viola
 
 
 def _placement_violations(cluster: Cluster, rows: list[Deployment], *, now) -> list[Violation]:
-    """Guarantees 3, 4 (with the starvation exception) and 6: the planner, asked again
+    """Guarantees 3 (priority), 4 (no idle room, but for the starvation exception) and
+    6 (order): the planner, asked again
     over the current state, must find nothing to do."""
-    plan = allocation.plan(snapshot_of(cluster, [DeploymentRow.of(d) for d in rows], now=now))
+    plan = planner.plan(snapshot_of(cluster, [DeploymentRow.of(d) for d in rows], now=now))
     victims_of = defaultdict(list)
     for preemption in plan.preemptions:
         victims_of[preemption.preemptor_id].append(preemption.victim_id)
@@ -128,7 +129,7 @@ def _placement_violations(cluster: Cluster, rows: list[Deployment], *, now) -> l
 
 
 def _dependency_violations(cluster_ids: list[int]) -> list[Violation]:
-    """Guarantee 2, and the dependency states that must have been settled:
+    """Guarantee 2 (a deployment runs only once its dependencies are met), and the dependency states that must have been settled:
     - a deployment that runs or ran had every condition met, and met before it started;
     - a queued one has every condition met;
     - a pending one has some condition still open and none impossible."""

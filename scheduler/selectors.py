@@ -6,11 +6,11 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 
+import planner
 from clusters.models import Cluster
 from deployments.conditions import pending_reason
 from deployments.locking import DeploymentRow
 from deployments.models import HOLDS_ROOM, Deployment, Status
-from scheduler import allocation
 from scheduler.services import snapshot_of
 
 
@@ -39,7 +39,7 @@ def cluster_queue(*, cluster: Cluster) -> list[QueueItem]:
     )
     schedulable = [d for d in rows if d.status != Status.PENDING]
     snapshot = snapshot_of(cluster, [DeploymentRow.of(d) for d in schedulable], now=timezone.now())
-    plan = allocation.plan(snapshot)
+    plan = planner.plan(snapshot)
     by_id = {d.pk: d for d in rows}
     items = [
         QueueItem(entry.position, by_id[entry.deployment_id], entry.reason, entry.reserved)

@@ -11,6 +11,7 @@ from django.db import transaction
 from django.dispatch import Signal
 from django.utils import timezone
 
+import planner
 from clusters.locking import lock_cluster
 from clusters.models import Cluster
 from deployments.locking import DeploymentRow, lock_schedulable
@@ -19,8 +20,7 @@ from deployments.statemachine import Change, SchedulerAction, lifecycle_of, tran
 from deployments.statemachine import update_rows as update_deployments
 from hypervisor.contention import retry_on_contention
 from hypervisor.resources import Resources
-from scheduler import allocation
-from scheduler.allocation import ClusterSnapshot, Plan, Policy
+from planner import ClusterSnapshot, Plan, Policy
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def snapshot_of(cluster: Cluster, rows: Sequence[DeploymentRow], *, now) -> Clus
     neither: its room is simply not there until its runtime confirms the stop.
     """
     running = tuple(
-        allocation.RunningDeployment(
+        planner.RunningDeployment(
             id=d.id,
             resources=d.resources,
             priority=d.priority,
@@ -64,7 +64,7 @@ def snapshot_of(cluster: Cluster, rows: Sequence[DeploymentRow], *, now) -> Clus
         if d.status in (Status.STARTING, Status.RUNNING)
     )
     waiting = tuple(
-        allocation.WaitingDeployment(
+        planner.WaitingDeployment(
             id=d.id,
             resources=d.resources,
             priority=d.priority,
@@ -105,7 +105,7 @@ def _schedule_cluster_once(*, cluster_id: int, cause: str) -> PassResult:
             return PassResult(cluster_id=cluster_id)
         rows = lock_schedulable(cluster_id)  # lock order step 2
         now = timezone.now()
-        plan = allocation.plan(snapshot_of(cluster, rows, now=now))
+        plan = planner.plan(snapshot_of(cluster, rows, now=now))
         _apply(cluster, rows, plan, now=now, cause=cause)
     result = PassResult(
         cluster_id=cluster_id,
@@ -135,7 +135,7 @@ def _queue_waits(rows: list[DeploymentRow], plan: Plan, *, now) -> list[tuple[in
     return [(d.priority, (now - d.queued_at).total_seconds()) for d in started]
 
 
-def _start_reason(start: allocation.Start, cause: str) -> str:
+def _start_reason(start: planner.Start, cause: str) -> str:
     if start.preempted:
         victims = ", ".join(str(v) for v in start.preempted)
         return f"started after preempting lower-priority deployment(s) {victims}"

@@ -18,7 +18,7 @@ from clusters.models import MAX_CPU_MILLICORES, MAX_GPU, MAX_RAM_MB, Cluster
 from deployments.api.serializers import MAX_DEPENDENCIES
 from deployments.models import MAX_PRIORITY, Condition
 from deployments.services import DependencySpec, DeploymentSpec
-from scheduler.allocation import Resources
+from hypervisor.resources import Resources
 from web.utilization import format_resources
 
 MILLI = Decimal(1000)

@@ -4,8 +4,9 @@ from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from rest_framework import serializers
 
 from clusters.models import MAX_CPU_MILLICORES, MAX_GPU, MAX_RAM_MB, MAX_STARVATION_SECONDS, Cluster
+from hypervisor.resources import Resources
 from hypervisor.serializers import ModelSerializer
-from scheduler.allocation import Policy, Resources
+from planner import Policy
 
 MILLI = Decimal(1000)
 

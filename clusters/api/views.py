@@ -25,7 +25,7 @@ from clusters.api.serializers import (
 from clusters.models import Cluster
 from hypervisor.permissions import OrganizationPermission, require_org_permission
 from orgs.models import Organization
-from scheduler.allocation import Policy
+from planner import Policy
 from scheduler.selectors import cluster_queue
 
 NOT_FOUND = {404: OpenApiResponse(description="Not found, or not in your organizations.")}

@@ -8,8 +8,8 @@ from django.core.exceptions import ValidationError
 
 from clusters.models import Cluster
 from clusters.services import cluster_create
+from hypervisor.resources import Resources
 from orgs.tests.factories import OrganizationFactory
-from scheduler.allocation import Resources
 
 pytestmark = pytest.mark.django_db
 

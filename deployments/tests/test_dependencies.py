@@ -29,8 +29,8 @@ from deployments.services import (
     deployment_act,
     deployment_create,
 )
+from hypervisor.resources import Resources
 from orgs.tests.factories import OrganizationFactory
-from scheduler.allocation import Resources
 from scheduler.tests.guarantees import dependency_violations
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -8,7 +8,7 @@ Two measurements over the same seeded workload: one cluster with a realistic run
   *steady* (nothing changed since the last pass: the idempotent no-op pass) and *churn*
   (between passes, untimed, a few running deployments complete and a few arrive, some
   at a priority that preempts, so that every pass makes decisions).
-- The pure planner alone (``allocation.plan``), in memory, for each policy, on the same
+- The pure planner alone (``planner.plan``), in memory, for each policy, on the same
   three kinds of snapshot: the first plan of the unsettled workload, the steady state
   and churn.
 
@@ -33,18 +33,12 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
+import planner
 from clusters.models import Cluster
 from deployments.models import Deployment, DeploymentEvent, Status
+from hypervisor.resources import Resources
 from orgs.models import Organization
-from scheduler import allocation
-from scheduler.allocation import (
-    ClusterSnapshot,
-    Plan,
-    Policy,
-    Resources,
-    RunningDeployment,
-    WaitingDeployment,
-)
+from planner import ClusterSnapshot, Plan, Policy, RunningDeployment, WaitingDeployment
 from scheduler.services import schedule_cluster
 
 CAPACITY = Resources(cpu=128_000, ram_mb=512 * 1024, gpu=8)  # 128 cores, 512 GiB, 8 GPUs
@@ -255,7 +249,7 @@ def churn_in_memory(
 
 def _timed_plan(snapshot: ClusterSnapshot, timings: Timings) -> Plan:
     with _Clock() as clock:
-        result = allocation.plan(snapshot)
+        result = planner.plan(snapshot)
     timings.add(clock.wall, clock.cpu, len(result.starts) + len(result.preemptions))
     return result
 

@@ -2,7 +2,7 @@
 (``manage.py bench_quality``).
 
 Seeded random instances (a cluster, running deployments with priorities and
-preemptibility, a waiting queue) are planned with ``allocation.plan`` under each policy,
+preemptibility, a waiting queue) are planned with ``planner.plan`` under each policy,
 and the outcome (what runs after the plan) is compared with the exact optimum of API.md's
 ``pack`` objective, computed by an independent integer program (scipy's ``milp``, HiGHS).
 
@@ -64,15 +64,18 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from fractions import Fraction
 
-from scheduler.allocation import (
+from hypervisor.resources import Resources
+from planner import (
     ClusterSnapshot,
     Plan,
     Policy,
-    Resources,
     RunningDeployment,
     WaitingDeployment,
+    packsearch,
     plan,
 )
+from planner.engine import Engine
+from planner.policies.pack import search_problem
 
 EPOCH = datetime(2026, 1, 1)  # naive on purpose: the planner only compares and subtracts
 
@@ -473,34 +476,30 @@ class Reach:
     seconds: list[float] = field(default_factory=list)
 
 
-def exact_reach(seed: int, sizes: Iterable[int], per_size: int) -> list[Reach] | None:
-    """Run ``packing.exact`` on ``per_size`` instances of each size and count how often it
-    proves its answer within its budget. None when the planner does not expose it.
+def exact_reach(seed: int, sizes: Iterable[int], per_size: int) -> list[Reach]:
+    """Run ``packsearch.exact`` on ``per_size`` instances of each size and count how
+    often it proves its answer within its budget.
 
-    This reaches into the planner (``allocation._Engine.problem``): the search's
-    ``proven`` flag is not part of ``plan``'s result.
+    This reaches into the planner (``pack.search_problem``): the search's ``proven``
+    flag is not part of ``plan``'s result.
     """
-    try:
-        from scheduler import allocation, packing
-
-        engine_class, exact = allocation._Engine, packing.exact
-    except (ImportError, AttributeError):
-        return None
     out = []
     for size in sizes:
         reach = Reach(size=size)
         for index in range(per_size):
             snapshot = generate(seed, index, min_size=size, max_size=size).snapshot
             snapshot = replace(snapshot, policy=Policy.PACK)
-            engine = engine_class(snapshot)
+            engine = Engine(snapshot)
             if not engine.has_choices():
                 continue
-            problem = engine.problem()
+            problem, _ = search_problem(engine)
             began = time.perf_counter()
-            solution = exact(problem)
+            solution = packsearch.exact(problem)
             reach.seconds.append(time.perf_counter() - began)
             reach.proven += solution.proven
-            reach.in_play.append(sum(len(lv.running) + len(lv.waiting) for lv in problem.levels))
+            reach.in_play.append(
+                sum(len(level.running) + len(level.waiting) for level in problem.levels)
+            )
             reach.waiting.append(len(snapshot.waiting))
         out.append(reach)
     return out

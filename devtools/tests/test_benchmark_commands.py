@@ -13,7 +13,8 @@ from django.db import connection
 from clusters.models import Cluster
 from deployments.models import Deployment
 from devtools.bench.quality import EPOCH, brute_force, generate, optimum, violations
-from scheduler.allocation import ClusterSnapshot, Resources, RunningDeployment, WaitingDeployment
+from hypervisor.resources import Resources
+from planner import ClusterSnapshot, RunningDeployment, WaitingDeployment
 
 
 def test_bench_quality_prints_each_policys_figures():

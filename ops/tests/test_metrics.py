@@ -11,7 +11,7 @@ from clusters.tests.factories import ClusterFactory
 from deployments.models import Status
 from deployments.services import DeploymentSpec, deployment_create
 from deployments.tests.factories import DeploymentFactory
-from scheduler.allocation import Resources
+from hypervisor.resources import Resources
 
 pytestmark = pytest.mark.django_db
 

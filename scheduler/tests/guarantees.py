@@ -9,7 +9,7 @@ from __future__ import annotations
 from clusters.models import Cluster
 from deployments.conditions import condition_met
 from deployments.models import Deployment, Status
-from scheduler.allocation import Resources
+from hypervisor.resources import Resources
 
 
 def _total(rows) -> Resources:

@@ -6,12 +6,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from scheduler.allocation import (
+from hypervisor.resources import Resources
+from planner import (
     ClusterSnapshot,
     Plan,
     Policy,
     Preemption,
-    Resources,
     RunningDeployment,
     Start,
     WaitingDeployment,

@@ -17,15 +17,10 @@ from fractions import Fraction
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from scheduler.allocation import (
-    ClusterSnapshot,
-    Plan,
-    Policy,
-    Resources,
-    RunningDeployment,
-    WaitingDeployment,
-    plan,
-)
+from hypervisor.resources import Resources
+from planner import ClusterSnapshot, Plan, Policy, RunningDeployment, WaitingDeployment, plan
+from planner.engine import Engine
+from planner.policies.pack import search_problem, target
 
 NOW = datetime(2025, 6, 1, 12, tzinfo=UTC)
 PROPERTY_SETTINGS = settings(
@@ -675,14 +670,12 @@ def test_any_choice_of_the_search_is_repaired_into_a_plan_that_keeps_the_guarant
     """The pack search's choice is realized level by level and the fifo fixpoint runs
     after it: a safety net the exact search never needs on small queues, so it is tested
     here with arbitrary choices."""
-    from scheduler.allocation import _Engine
-
     snapshot, chosen = case
-    engine = _Engine(snapshot)
+    engine = Engine(snapshot)
     if not engine.has_choices():
         return
-    engine.problem()
-    engine.settle(engine.target(chosen))
+    _, in_play = search_problem(engine)
+    engine.settle(target(engine, chosen, in_play))
     # Which victims to stop is the search's decision (checked against the enumeration
     # above); an arbitrary choice may name them against guarantee 5's order.
     check_guarantees(snapshot, engine.result(), victim_order=False)

@@ -25,7 +25,7 @@ from deployments.services import (
     deployment_create,
 )
 from deployments.tests.factories import DeploymentFactory
-from scheduler.allocation import Resources
+from hypervisor.resources import Resources
 from scheduler.audit import audit
 
 pytestmark = pytest.mark.django_db

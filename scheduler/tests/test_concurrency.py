@@ -25,7 +25,7 @@ from deployments.services import (
     deployment_act,
     deployment_create,
 )
-from scheduler.allocation import Resources
+from hypervisor.resources import Resources
 from scheduler.services import schedule_cluster
 from scheduler.tests.guarantees import capacity_violations, placement_violations
 

@@ -11,7 +11,7 @@ from clusters.services import ClusterChanges, cluster_update
 from clusters.tests.factories import ClusterFactory
 from deployments.models import Deployment, DeploymentEvent, Status
 from deployments.services import Action, DeploymentSpec, deployment_act, deployment_create
-from scheduler.allocation import Resources
+from hypervisor.resources import Resources
 from scheduler.services import schedule_cluster
 from scheduler.tests.guarantees import all_violations
 

@@ -26,7 +26,7 @@ from deployments.services import (
     deployment_act,
     deployment_create,
 )
-from scheduler.allocation import Resources
+from hypervisor.resources import Resources
 from scheduler.tests.guarantees import all_violations
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -3,10 +3,10 @@
     .venv/bin/python manage.py bench_quality --instances 1000 --seed 1
 
 Seeded random instances (10 to 40 deployments, running and waiting, skewed shapes, 1 to 5
-priority levels) are planned with `allocation.plan` under `fifo` and `pack`, and compared
+priority levels) are planned with `planner.plan` under `fifo` and `pack`, and compared
 with the optimum of API.md's `pack` objective from an integer program (scipy's `milp`).
 The model, in particular how "never stopped for the same or a lower priority" is encoded,
-is in `scheduler/quality.py`'s docstring. Needs scipy (requirements-dev.txt); no database.
+is in `devtools/bench/quality.py`'s docstring. Needs scipy (requirements-dev.txt); no database.
 
 Bar (issue 6), for `pack` on 1,000 instances: equal to the optimum on >= 99% of them,
 >= 99.5% of the optimum's count overall, 100% at the top priority, 0 unnecessary victims.
@@ -28,7 +28,8 @@ from devtools.bench.quality import (
     generate,
     optimum,
 )
-from scheduler.allocation import Policy
+from planner import Policy, packsearch
+from planner.packsearch.exact import NODE_BUDGETS
 
 EQUAL_BAR = 0.99
 COUNT_BAR = 0.995
@@ -148,15 +149,10 @@ class Command(BaseCommand):
 
     def _reach(self, seed: int, sizes: list[int], per_size: int) -> None:
         reaches = exact_reach(seed, sizes, per_size)
-        if reaches is None:
-            self.stdout.write("\npack's exact search: not exposed by the planner")
-            return
-        from scheduler import packing
-
         self.stdout.write(
-            f"\npack's exact search alone (packing.exact; plan() uses it up to "
-            f"{getattr(packing, 'EXACT_LIMIT', '?')} deployments in play, budget "
-            f"{getattr(packing, 'NODE_BUDGETS', getattr(packing, 'NODE_BUDGET', '?'))} nodes):"
+            f"\npack's exact search alone (packsearch.exact; plan() uses it up to "
+            f"{packsearch.EXACT_LIMIT} deployments in play, budget "
+            f"{NODE_BUDGETS} nodes):"
         )
         largest, proven_so_far = None, True
         for reach in sorted(reaches, key=lambda r: r.size):

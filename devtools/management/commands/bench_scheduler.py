@@ -25,7 +25,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 
 from devtools.bench.benchmarks import PassFigures, Timings, bench_passes, bench_planner, workload
-from scheduler.allocation import Policy
+from planner import Policy
 
 PASS_P99_TARGET_MS = 50.0  # at 1,000 waiting
 DECISIONS_TARGET = 500.0  # per second

@@ -27,9 +27,10 @@ from deployments.services import (
     deployment_act,
     deployment_create,
 )
+from hypervisor.resources import Resources
 from orgs.models import Organization, Role
 from orgs.services import membership_change_role, organization_create, organization_join
-from scheduler.allocation import Policy, Resources
+from planner import Policy
 from scheduler.services import schedule_cluster
 
 ORGANIZATION = "Demo Labs"

@@ -1,148 +1,42 @@
-"""The pure scheduling planner.
+"""The walk every policy shares: start what fits, preempt in guarantee 5's order, hold
+starvation reservations, and explain the queue.
 
-No ORM and no Django here: a ``ClusterSnapshot`` (capacity, running and waiting
-deployments) goes in, a ``Plan`` (starts, preemptions, and the remaining queue with
-a reason for each entry) comes out. ``scheduler.services`` builds the snapshot from
-locked rows and applies the plan; the property tests, the benchmarks and the queue
-endpoint call ``plan`` directly.
+Guarantees, as API.md numbers them: 3 "priority" (no queued deployment could start by
+preempting only preemptible running deployments of strictly lower priority), 4 "no idle
+room" (no queued deployment fits in the free room, but for starvation reservations), 5
+"minimal preemption" (only lower-priority preemptible work, lowest priority first, among
+equals the most recently started first, and no more than needed), 6 "order" (within a
+priority, queue order).
 
-Units are exact integers: CPU in millicores, RAM in MiB, GPUs as whole devices.
+Internally a deployment is a mutable ``Job`` with its vector unpacked into three ints:
+the walk runs once per waiting deployment per pass, and attribute access on plain ints
+is several times cheaper than building ``Resources`` objects.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from enum import StrEnum
+from datetime import datetime
 
+import planner.reasons as reasons
 from hypervisor.resources import Resources
-from scheduler import packing, reasons
+from planner.model import (
+    ClusterSnapshot,
+    Plan,
+    Preemption,
+    QueueEntry,
+    RunningDeployment,
+    Start,
+    WaitingDeployment,
+    is_starving,
+)
+
+Vec = tuple[int, int, int]  # (cpu millicores, ram MiB, gpus)
 
 
-class Policy(StrEnum):
-    FIFO = "fifo"
-    PACK = "pack"
-
-
-ZERO = Resources()
-
-
-@dataclass(frozen=True, slots=True)
-class RunningDeployment:
-    id: int
-    resources: Resources
-    priority: int
-    preemptible: bool
-    started_at: datetime
-    # When it entered the queue. A preempted deployment goes back to the queue at its
-    # original place, so the planner needs this to order victims among the waiting ones.
-    # Optional for compatibility: when missing, ``started_at`` stands in for it (a
-    # deployment is queued before it starts, so that is an upper bound).
-    queued_at: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class WaitingDeployment:
-    """A deployment in status ``queued`` (its dependencies are met)."""
-
-    id: int
-    resources: Resources
-    priority: int
-    preemptible: bool
-    queued_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class ClusterSnapshot:
-    capacity: Resources
-    running: tuple[RunningDeployment, ...]
-    waiting: tuple[WaitingDeployment, ...]
-    now: datetime
-    policy: Policy = Policy.FIFO
-    starvation_after_seconds: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Start:
-    """Start ``deployment_id``; ``preempted`` lists the victims stopped to make room for it
-    (empty when it fitted in free room)."""
-
-    deployment_id: int
-    preempted: tuple[int, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Preemption:
-    victim_id: int
-    preemptor_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class QueueEntry:
-    """A deployment still waiting after the plan, in the order the scheduler considers them."""
-
-    deployment_id: int
-    position: int  # 1-based
-    reason: str
-    reserved: bool = False  # holds a starvation reservation
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    starts: tuple[Start, ...]
-    preemptions: tuple[Preemption, ...]
-    queue: tuple[QueueEntry, ...]
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.starts or self.preemptions)
-
-
-# --------------------------------------------------------------------------------------
-# The planner. Internally a deployment is a mutable ``_Job`` with its vector unpacked into
-# three ints: the walk below runs once per waiting deployment per pass, and attribute
-# access on plain ints is several times cheaper than building ``Resources`` objects.
-
-Vec = tuple[int, int, int]
-
-
-def plan(snapshot: ClusterSnapshot) -> Plan:
-    """Decide what starts and what is preempted on one cluster, and explain the queue.
-
-    Pure and deterministic: the same snapshot, with its tuples in any order, gives the
-    same plan. The plan is net: no deployment is both preempted and started.
-
-    ``fifo`` walks the queue to a fixpoint. ``pack`` lets ``scheduler.packing`` choose what
-    should run, realizes that choice with the same walk (victims in guarantee 5's order,
-    among those the search chose), then runs the fifo fixpoint as a repair step, so that
-    guarantees 3 and 4 hold whatever the search did. Should the fifo plan run more at
-    some priority (from the top) while stopping only what pack's rule allows, it is used
-    instead: that happens only when the search is not exact (a long queue, or its node
-    budget spent). Fifo may also run more by breaking pack's rule: preempting for one
-    start at a time, it can stop two deployments where, jointly, the higher-priority work
-    needs one, and start work of their own priority in the room left; pack does not.
-    """
-    fifo = _Engine(snapshot)
-    fifo.settle()
-    if snapshot.policy is not Policy.PACK or not fifo.has_choices():
-        return fifo.result()
-    packed = _Engine(snapshot, like=fifo)
-    solution = packing.solve(packed.problem())
-    packed.settle(packed.target(solution.chosen))
-    if _compare_counts(packed.counts(), fifo.counts()) >= 0 or not fifo.stops_as_pack_would():
-        return packed.result()
-    return fifo.result()
-
-
-def is_starving(queued_at: datetime, snapshot: ClusterSnapshot) -> bool:
-    """Whether a deployment queued at ``queued_at`` holds a starvation reservation."""
-    limit = snapshot.starvation_after_seconds
-    return limit is not None and snapshot.now - queued_at > timedelta(seconds=limit)
-
-
-class _Job:
+class Job:
     """One deployment as the planner moves it between running and waiting."""
 
     __slots__ = (
@@ -193,27 +87,35 @@ class _Job:
         return (self.cpu, self.ram, self.gpu)
 
 
-def _victim_order(jobs: list[_Job]) -> list[_Job]:
-    """Guarantee 5's preference: lowest priority first, then the most recently started,
-    then the highest id (two stable sorts: datetimes cannot be negated)."""
+def _victim_order(jobs: list[Job]) -> list[Job]:
+    """Guarantee 5's preference (minimal preemption): lowest priority first, then the most
+    recently started, then the highest id (two stable sorts: datetimes cannot be negated)."""
     jobs = sorted(jobs, key=lambda j: (j.started_at, j.id), reverse=True)
     jobs.sort(key=lambda j: j.priority)
     return jobs
 
 
-def _fits(request: Vec, room: Vec) -> bool:
+def fits(request: Vec, room: Vec) -> bool:
     return request[0] <= room[0] and request[1] <= room[1] and request[2] <= room[2]
 
 
-def _plus(a: Vec, b: Vec) -> Vec:
+def plus(a: Vec, b: Vec) -> Vec:
     return (a[0] + b[0], a[1] + b[1], a[2] + b[2])
 
 
-def _minus(a: Vec, b: Vec) -> Vec:
+def minus(a: Vec, b: Vec) -> Vec:
     return (a[0] - b[0], a[1] - b[1], a[2] - b[2])
 
 
-def _reserve(job: _Job, free: list[int], held: list[int]) -> None:
+def total(jobs: Iterable[Job]) -> Vec:
+    """The sum of the requests of ``jobs``."""
+    cpu = ram = gpu = 0
+    for job in jobs:
+        cpu, ram, gpu = cpu + job.cpu, ram + job.ram, gpu + job.gpu
+    return (cpu, ram, gpu)
+
+
+def _reserve(job: Job, free: list[int], held: list[int]) -> None:
     """Hold for a starving ``job`` the part of its request that is free right now.
 
     Clamped to the free room not already held, so that reservations stack without ever
@@ -239,7 +141,7 @@ class _LowerRoom:
 
     __slots__ = ("_jobs", "_next", "_running", "cpu", "gpu", "ram")
 
-    def __init__(self, running: dict[int, _Job]) -> None:
+    def __init__(self, running: dict[int, Job]) -> None:
         self._jobs = sorted(
             (j for j in running.values() if j.preemptible), key=lambda j: j.priority, reverse=True
         )
@@ -261,15 +163,15 @@ class _LowerRoom:
             if self._running.get(job.id) is job:  # a victim was already taken out
                 self.remove(job)
 
-    def remove(self, job: _Job) -> None:
+    def remove(self, job: Job) -> None:
         self.cpu -= job.cpu
         self.ram -= job.ram
         self.gpu -= job.gpu
 
 
 def _in_order(
-    queue: list[_Job], returned: list[tuple[tuple, _Job]], order: Callable[[_Job], tuple]
-) -> Iterator[_Job]:
+    queue: list[Job], returned: list[tuple[tuple, Job]], order: Callable[[Job], tuple]
+) -> Iterator[Job]:
     """Merge the queue, sorted by ``order``, with the victims sent back to it during the
     walk (a heap keyed by ``order``).
 
@@ -289,7 +191,7 @@ def _in_order(
 
 
 @dataclass(frozen=True, slots=True)
-class _Target:
+class Target:
     """A state chosen by the ``pack`` search, and the order that realizes it.
 
     The walk settles each priority completely before the next one down takes any room:
@@ -298,13 +200,14 @@ class _Target:
     starving deployments (they start or hold their reservation, as in the search), then
     the starts the search chose (preempting among the victims it chose, or else under the
     fifo rule), then everything else of that priority under the fifo rules, so that
-    guarantees 3 and 4 hold at each priority before lower ones are placed.
+    guarantees 3 (priority) and 4 (no idle room) hold at each priority before lower ones
+    are placed.
     """
 
     starts: frozenset[int]
     victims: frozenset[int]
 
-    def order(self, job: _Job) -> tuple:
+    def order(self, job: Job) -> tuple:
         if job.was_running:
             group = 0
         elif job.starving:
@@ -314,10 +217,10 @@ class _Target:
         return (-job.priority, group, job.key)
 
 
-class _Engine:
+class Engine:
     """The mutable state of one plan: what runs, what waits, who preempted whom."""
 
-    def __init__(self, snapshot: ClusterSnapshot, like: _Engine | None = None) -> None:
+    def __init__(self, snapshot: ClusterSnapshot, like: Engine | None = None) -> None:
         self.snapshot = snapshot
         capacity = snapshot.capacity
         self.cap: Vec = (capacity.cpu, capacity.ram_mb, capacity.gpu)
@@ -328,9 +231,9 @@ class _Engine:
             self.running = {r.id: self._running_job(r) for r in snapshot.running}
             self.waiting = sorted((self._waiting_job(w) for w in snapshot.waiting), key=_key)
             for job in (*self.waiting, *self.running.values()):
-                job.possible = _fits(job.request, self.cap)
-        self.initial_running: dict[int, _Job] = dict(self.running)
-        self.initial_waiting: list[_Job] = list(self.waiting)
+                job.possible = fits(job.request, self.cap)
+        self.initial_running: dict[int, Job] = dict(self.running)
+        self.initial_waiting: list[Job] = list(self.waiting)
         self.free = [
             self.cap[0] - sum(j.cpu for j in self.running.values()),
             self.cap[1] - sum(j.ram for j in self.running.values()),
@@ -342,13 +245,12 @@ class _Engine:
         self.preemptor_of: dict[int, int] = {}
         self.victims_of: dict[int, list[int]] = {}
         self.start_seq: dict[int, int] = {}  # id -> when it (last) started: the plan's order
-        self._in_play: frozenset[int] = frozenset()  # running work the pack search may stop
         self._events = 0
 
-    def _running_job(self, r: RunningDeployment) -> _Job:
+    def _running_job(self, r: RunningDeployment) -> Job:
         queued_at = r.queued_at if r.queued_at is not None else r.started_at
         starving = is_starving(queued_at, self.snapshot)
-        return _Job(
+        return Job(
             id=r.id,
             resources=r.resources,
             priority=r.priority,
@@ -359,8 +261,8 @@ class _Engine:
             starving=starving,
         )
 
-    def _waiting_job(self, w: WaitingDeployment) -> _Job:
-        return _Job(
+    def _waiting_job(self, w: WaitingDeployment) -> Job:
+        return Job(
             id=w.id,
             resources=w.resources,
             priority=w.priority,
@@ -373,7 +275,7 @@ class _Engine:
 
     # -- the fixpoint ----------------------------------------------------------------
 
-    def settle(self, target: _Target | None = None) -> None:
+    def settle(self, target: Target | None = None) -> None:
         """Walk the queue until a full pass changes nothing.
 
         Termination: look at the vector (number running at each priority, highest
@@ -391,13 +293,13 @@ class _Engine:
         while self._pass(None):
             pass
 
-    def _pass(self, target: _Target | None) -> bool:
+    def _pass(self, target: Target | None) -> bool:
         order = _key if target is None else target.order
         queue = self.waiting if target is None else sorted(self.waiting, key=order)
         held = [0, 0, 0]  # reservations of the starving deployments met so far
         lower = _LowerRoom(self.running)
-        returned: list[tuple[tuple, _Job]] = []
-        still: list[_Job] = []
+        returned: list[tuple[tuple, Job]] = []
+        still: list[Job] = []
         changed = False
         for job in _in_order(queue, returned, order):
             lower.descend_to(job.priority)
@@ -414,12 +316,12 @@ class _Engine:
 
     def _try_start(
         self,
-        job: _Job,
+        job: Job,
         held: list[int],
         lower: _LowerRoom,
-        returned: list[tuple[tuple, _Job]],
-        target: _Target | None,
-        order: Callable[[_Job], tuple],
+        returned: list[tuple[tuple, Job]],
+        target: Target | None,
+        order: Callable[[Job], tuple],
     ) -> bool:
         chosen = target is not None and job.id in target.starts
         free = self.free
@@ -433,7 +335,7 @@ class _Engine:
         # subset will. Most of a long queue ends here in O(1).
         victims = self._choose_victims(job, usable, target) if chosen else None
         if victims is None:
-            if not _fits(job.request, _plus(usable, lower.room)):
+            if not fits(job.request, plus(usable, lower.room)):
                 return False
             victims = self._choose_victims(job, usable, None)
         if victims is None:
@@ -444,10 +346,11 @@ class _Engine:
         self._start(job, victims)
         return True
 
-    def _choose_victims(self, job: _Job, usable: Vec, target: _Target | None) -> list[_Job] | None:
-        """Guarantee 5: the shortest prefix, in preference order, of the preemptible
-        lower-priority deployments after which ``job`` fits, then pruned last-taken first
-        of every victim the others make unnecessary. None when even all would not do."""
+    def _choose_victims(self, job: Job, usable: Vec, target: Target | None) -> list[Job] | None:
+        """Guarantee 5 (minimal preemption): the shortest prefix, in preference order, of
+        the preemptible lower-priority deployments after which ``job`` fits, then pruned
+        last-taken first of every victim the others make unnecessary. None when even all
+        would not do."""
         candidates = [
             r
             for r in self.running.values()
@@ -455,23 +358,23 @@ class _Engine:
             and r.priority < job.priority
             and (target is None or r.id in target.victims)
         ]
-        need = _minus(job.request, usable)
+        need = minus(job.request, usable)
         got = (0, 0, 0)
-        taken: list[_Job] = []
+        taken: list[Job] = []
         for candidate in _victim_order(candidates):
             taken.append(candidate)
-            got = _plus(got, candidate.request)
-            if _fits(need, got):
+            got = plus(got, candidate.request)
+            if fits(need, got):
                 break
         else:
             return None
         for victim in taken[::-1]:
-            if _fits(need, _minus(got, victim.request)):
-                got = _minus(got, victim.request)
+            if fits(need, minus(got, victim.request)):
+                got = minus(got, victim.request)
                 taken.remove(victim)
         return taken
 
-    def _start(self, job: _Job, victims: list[_Job]) -> None:
+    def _start(self, job: Job, victims: list[Job]) -> None:
         if job.was_running:
             # A victim of this same plan comes back: net, it never stopped. Whatever it
             # preempts now makes room, in the end, for the one that took its place.
@@ -488,7 +391,7 @@ class _Engine:
         self._events += 1
         self.start_seq[job.id] = self._events
 
-    def _stop(self, victim: _Job, credit: int) -> None:
+    def _stop(self, victim: Job, credit: int) -> None:
         del self.running[victim.id]
         self.free[0] += victim.cpu
         self.free[1] += victim.ram
@@ -504,80 +407,9 @@ class _Engine:
             self.preemptor_of[inherited] = credit
             self.victims_of.setdefault(credit, []).append(inherited)
 
-    # -- pack: the search's view, and its choice realized ------------------------------
-
     def has_choices(self) -> bool:
         """Whether anything is waiting that could ever run: else there is no choice."""
         return any(job.possible for job in self.waiting)
-
-    def problem(self) -> packing.Problem:
-        """The snapshot as the search sees it, before any change.
-
-        Running work that no waiting deployment outranks, and non-preemptible work,
-        runs whatever the plan: it only takes room. Requests beyond the capacity are
-        left out: they can never run.
-        """
-        top = max(job.priority for job in self.waiting if job.possible)
-        in_play = [j for j in self.running.values() if j.preemptible and j.priority < top]
-        self._in_play = frozenset(j.id for j in in_play)
-        fixed = [j for j in self.running.values() if not (j.preemptible and j.priority < top)]
-        room = _minus(
-            self.cap,
-            (sum(j.cpu for j in fixed), sum(j.ram for j in fixed), sum(j.gpu for j in fixed)),
-        )
-        by_level: dict[int, tuple[list[_Job], list[_Job]]] = {}
-        for job in sorted(in_play, key=lambda j: (j.started_at, j.id)):  # earliest first
-            by_level.setdefault(job.priority, ([], []))[0].append(job)
-        for job in self.waiting:  # in order of consideration already
-            if job.possible:
-                by_level.setdefault(job.priority, ([], []))[1].append(job)
-        levels = tuple(
-            packing.Level(
-                priority=priority,
-                running=tuple(packing.Item(j.id, j.request) for j in running),
-                starving=tuple(packing.Item(j.id, j.request) for j in waits if j.starving),
-                waiting=tuple(packing.Item(j.id, j.request) for j in waits if not j.starving),
-            )
-            for priority, (running, waits) in sorted(by_level.items(), reverse=True)
-        )
-        return packing.Problem(capacity=self.cap, room=room, levels=levels)
-
-    def target(self, chosen: frozenset[int]) -> _Target:
-        """What the realizing walk may start, and whom it may preempt."""
-        starts = frozenset(j.id for j in self.waiting if j.id in chosen)
-        victims = frozenset(i for i in self._in_play if i not in chosen)
-        return _Target(starts=starts, victims=victims)
-
-    def counts(self) -> dict[int, int]:
-        """How many run at each priority."""
-        counts: dict[int, int] = {}
-        for job in self.running.values():
-            counts[job.priority] = counts.get(job.priority, 0) + 1
-        return counts
-
-    def stops_as_pack_would(self) -> bool:
-        """Whether every deployment this plan stops was needed by the higher-priority
-        work that runs after it: it would not fit beside that work, the running work of
-        its own priority that keeps running and the non-preemptible work below it."""
-        original = self.initial_running
-        for victim in original.values():
-            if victim.id in self.running:
-                continue
-            staying = [
-                j
-                for j in self.running.values()
-                if j.priority > victim.priority
-                or (j.priority == victim.priority and j.id in original)
-                or (not j.preemptible and j.id in original)
-            ]
-            used = (
-                sum(j.cpu for j in staying),
-                sum(j.ram for j in staying),
-                sum(j.gpu for j in staying),
-            )
-            if _fits(_plus(used, victim.request), self.cap):
-                return False
-        return True
 
     # -- the result ------------------------------------------------------------------
 
@@ -625,7 +457,7 @@ class _Engine:
 
     def _explain(
         self,
-        job: _Job,
+        job: Job,
         free: Vec,
         held: Vec,
         lower: Vec,
@@ -633,11 +465,11 @@ class _Engine:
         reserves: bool,
     ) -> str:
         request, seconds = job.request, self.snapshot.starvation_after_seconds or 0
-        if not _fits(request, self.cap):
+        if not fits(request, self.cap):
             return reasons.exceeds_capacity(request, self.cap)
-        usable = _minus(free, held)
-        if _fits(request, _plus(free, lower)) and not _fits(request, _plus(usable, lower)):
-            owner = next(o for o, h in holders if not _fits(request, _plus(_minus(free, h), lower)))
+        usable = minus(free, held)
+        if fits(request, plus(free, lower)) and not fits(request, plus(usable, lower)):
+            owner = next(o for o, h in holders if not fits(request, plus(minus(free, h), lower)))
             text = reasons.held_back(owner, seconds)
         else:
             shown = (max(0, usable[0]), max(0, usable[1]), max(0, usable[2]))
@@ -647,15 +479,5 @@ class _Engine:
         return reasons.reserved(seconds, text) if reserves else text
 
 
-def _key(job: _Job) -> tuple:
+def _key(job: Job) -> tuple:
     return job.key
-
-
-def _compare_counts(a: dict[int, int], b: dict[int, int]) -> int:
-    """-1, 0 or 1 as ``a`` (number running per priority) is worse than, as good as or
-    better than ``b``, from the highest priority down."""
-    for priority in sorted(a.keys() | b.keys(), reverse=True):
-        mine, theirs = a.get(priority, 0), b.get(priority, 0)
-        if mine != theirs:
-            return 1 if mine > theirs else -1
-    return 0
