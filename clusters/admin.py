@@ -15,13 +15,13 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 
 from clusters import services
-from clusters.models import MAX_CPU_MILLICORES, MAX_GPU, MAX_RAM_MB, MAX_STARVATION_SECONDS, Cluster
+from clusters.models import MAX_STARVATION_SECONDS, Cluster
+from clusters.usage import Usage, cluster_usage
 from deployments.models import WAITING, Status
 from hypervisor.admin import ServiceModelAdmin
-from hypervisor.resources import Resources
+from hypervisor.resources import BY_NAME, Resources
 from planner import Policy
 from scheduler.triggers import request_schedule
-from web.utilization import Usage, cluster_usage
 
 MILLI = Decimal(1000)
 
@@ -55,12 +55,14 @@ class ClusterForm(forms.ModelForm):
         max_digits=9,
         decimal_places=3,
         min_value=Decimal(0),
-        max_value=Decimal(MAX_CPU_MILLICORES) / MILLI,
+        max_value=Decimal(BY_NAME["cpu"].maximum) / MILLI,
     )
     capacity_ram_mb = forms.IntegerField(
-        label="RAM capacity (MiB)", min_value=0, max_value=MAX_RAM_MB
+        label="RAM capacity (MiB)", min_value=0, max_value=BY_NAME["ram_mb"].maximum
     )
-    capacity_gpu = forms.IntegerField(label="GPU capacity", min_value=0, max_value=MAX_GPU)
+    capacity_gpu = forms.IntegerField(
+        label="GPU capacity", min_value=0, max_value=BY_NAME["gpu"].maximum
+    )
     starvation_after_seconds = forms.IntegerField(
         required=False,
         min_value=1,

@@ -1,18 +1,14 @@
-"""Clusters: fixed CPU/RAM/GPU capacity, and what the scheduler has allocated of it."""
+"""Clusters: a fixed capacity in every resource dimension, and what the scheduler has allocated of it."""
 
 from __future__ import annotations
 
 from django.db import models
 from django.db.models import F, Q
 
-from hypervisor.resources import Resources
+from hypervisor.resources import DIMENSIONS, NAMES, Dimension, Resources
 from orgs.models import Organization
 from planner import DEFAULT_POLICY, POLICIES
 
-# Documented maxima (API.md: values beyond them are 400, not 500).
-MAX_CPU_MILLICORES = 100_000_000  # 100,000 cores
-MAX_RAM_MB = 1_000_000_000  # about 954 TiB
-MAX_GPU = 100_000
 MAX_STARVATION_SECONDS = 365 * 24 * 3600
 
 
@@ -51,12 +47,7 @@ class Cluster(models.Model):
         Organization, on_delete=models.CASCADE, related_name="clusters"
     )
     name = models.CharField(max_length=100)
-    capacity_cpu = models.BigIntegerField(help_text="Millicores.")
-    capacity_ram_mb = models.BigIntegerField()
-    capacity_gpu = models.IntegerField()
-    allocated_cpu = models.BigIntegerField(default=0, help_text="Millicores.")
-    allocated_ram_mb = models.BigIntegerField(default=0)
-    allocated_gpu = models.IntegerField(default=0)
+    # capacity_<dimension> and allocated_<dimension>: added below, from the registry.
     policy = models.CharField(
         max_length=8, choices=[(name, name) for name in POLICIES], default=DEFAULT_POLICY.value
     )
@@ -77,9 +68,7 @@ class Cluster(models.Model):
                 condition=Q(policy__in=list(POLICIES)),
                 name="cluster_policy_valid",
             ),
-            *_dimension_constraints("cpu"),
-            *_dimension_constraints("ram_mb"),
-            *_dimension_constraints("gpu"),
+            *(c for name in NAMES for c in _dimension_constraints(name)),
         ]
 
     def __str__(self) -> str:
@@ -87,26 +76,37 @@ class Cluster(models.Model):
 
     @property
     def capacity(self) -> Resources:
-        return Resources(self.capacity_cpu, self.capacity_ram_mb, self.capacity_gpu)
+        return Resources.of(self, "capacity_")
 
     @property
     def allocated(self) -> Resources:
-        return Resources(self.allocated_cpu, self.allocated_ram_mb, self.allocated_gpu)
+        return Resources.of(self, "allocated_")
 
     @property
     def available(self) -> Resources:
         return self.capacity - self.allocated
 
     def set_capacity(self, capacity: Resources) -> None:
-        self.capacity_cpu, self.capacity_ram_mb, self.capacity_gpu = (
-            capacity.cpu,
-            capacity.ram_mb,
-            capacity.gpu,
-        )
+        for name, value in capacity.fields("capacity_").items():
+            setattr(self, name, value)
 
     def set_allocated(self, allocated: Resources) -> None:
-        self.allocated_cpu, self.allocated_ram_mb, self.allocated_gpu = (
-            allocated.cpu,
-            allocated.ram_mb,
-            allocated.gpu,
-        )
+        for name, value in allocated.fields("allocated_").items():
+            setattr(self, name, value)
+
+
+# What the statemachine writes when the allocation changes (update_fields).
+ALLOCATED_FIELDS = [f"allocated_{name}" for name in NAMES]
+
+
+def resource_field(dimension: Dimension, **kwargs) -> models.Field:
+    """The column for one dimension's exact integer (models of every app use it)."""
+    field_class = models.BigIntegerField if dimension.big else models.IntegerField
+    if dimension.stored_help:
+        kwargs["help_text"] = dimension.stored_help
+    return field_class(**kwargs)
+
+
+for _dimension in DIMENSIONS:
+    Cluster.add_to_class(f"capacity_{_dimension.name}", resource_field(_dimension))
+    Cluster.add_to_class(f"allocated_{_dimension.name}", resource_field(_dimension, default=0))

@@ -19,7 +19,6 @@ from deployments import services
 from deployments.models import Dependency, Deployment, DeploymentEvent
 from deployments.services import Action, InvalidTransition
 from scheduler.triggers import request_schedule
-from web.utilization import format_resources
 
 
 class PriorityFilter(admin.SimpleListFilter):
@@ -163,7 +162,7 @@ class DeploymentAdmin(admin.ModelAdmin):
 
     @admin.display(description="requests")
     def requests(self, deployment: Deployment) -> str:
-        return format_resources(deployment.cpu, deployment.ram_mb, deployment.gpu)
+        return deployment.resources.in_line()
 
     @admin.display(description="cluster", ordering="cluster__name")
     def cluster_name(self, deployment: Deployment) -> str:

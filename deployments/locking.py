@@ -3,20 +3,18 @@ the plain rows a scheduling pass reads under them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from deployments.models import HOLDS_ROOM, Deployment, Status
-from hypervisor.resources import Resources
+from hypervisor.resources import NAMES, Resources
 
 # What a pass reads of each row (snapshot, apply, events, metrics), in DeploymentRow's order.
 ROW_FIELDS = (
     "id",
     "name",
-    "cpu",
-    "ram_mb",
-    "gpu",
+    *NAMES,  # read into one Resources
     "priority",
     "preemptible",
     "status",
@@ -38,9 +36,7 @@ class DeploymentRow:
 
     id: int
     name: str
-    cpu: int
-    ram_mb: int
-    gpu: int
+    resources: Resources
     priority: int
     preemptible: bool
     status: str
@@ -52,11 +48,15 @@ class DeploymentRow:
     @classmethod
     def of(cls, deployment: Deployment) -> DeploymentRow:
         """The row of a deployment already read as a model instance."""
-        return cls(*(getattr(deployment, name) for name in ROW_FIELDS))
+        return cls.from_values([getattr(deployment, name) for name in ROW_FIELDS])
 
-    @property
-    def resources(self) -> Resources:
-        return Resources(self.cpu, self.ram_mb, self.gpu)
+    @classmethod
+    def from_values(cls, row: Sequence) -> DeploymentRow:
+        """The row of a ``values_list(*ROW_FIELDS)`` result."""
+        return cls(row[0], row[1], Resources(*row[2:_AFTER_RESOURCES]), *row[_AFTER_RESOURCES:])
+
+
+_AFTER_RESOURCES = 2 + len(NAMES)
 
 
 def lock_schedulable(cluster_id: int) -> list[DeploymentRow]:
@@ -71,7 +71,7 @@ def lock_schedulable(cluster_id: int) -> list[DeploymentRow]:
         .order_by("pk")
         .values_list(*ROW_FIELDS)
     )
-    return [DeploymentRow(*row) for row in rows]
+    return [DeploymentRow.from_values(row) for row in rows]
 
 
 def lock_deployments(deployment_ids: Iterable[int]) -> list[Deployment]:

@@ -6,8 +6,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from clusters.models import Cluster
-from hypervisor.resources import Resources
+from clusters.models import Cluster, resource_field
+from hypervisor.resources import DIMENSIONS, NAMES, Resources
 
 MAX_PRIORITY = 1_000_000
 
@@ -51,9 +51,7 @@ class Deployment(models.Model):
     )
     name = models.CharField(max_length=100)
     image = models.CharField(max_length=512)
-    cpu = models.BigIntegerField(help_text="Millicores.")
-    ram_mb = models.BigIntegerField()
-    gpu = models.IntegerField()
+    # One field per resource dimension (its request): added below, from the registry.
     priority = models.IntegerField(default=0)
     preemptible = models.BooleanField(default=True)
     status = models.CharField(max_length=16, choices=Status.choices)
@@ -96,7 +94,7 @@ class Deployment(models.Model):
                 name="deployment_priority_range",
             ),
             models.CheckConstraint(
-                condition=Q(cpu__gte=0, ram_mb__gte=0, gpu__gte=0),
+                condition=Q(**{f"{name}__gte": 0 for name in NAMES}),
                 name="deployment_resources_ge_0",
             ),
             models.CheckConstraint(
@@ -119,11 +117,15 @@ class Deployment(models.Model):
 
     @property
     def resources(self) -> Resources:
-        return Resources(self.cpu, self.ram_mb, self.gpu)
+        return Resources.of(self)
 
     @property
     def organization_id(self) -> int:
         return self.cluster.organization_id
+
+
+for _dimension in DIMENSIONS:
+    Deployment.add_to_class(_dimension.name, resource_field(_dimension))
 
 
 class Dependency(models.Model):

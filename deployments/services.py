@@ -82,12 +82,7 @@ def _validate_spec(*, cluster: Cluster, spec: DeploymentSpec) -> None:
     except ValidationError as error:
         raise ValidationError({"image": error.messages}) from error
     if not spec.resources.fits_in(cluster.capacity):
-        short = spec.resources.shortfall(cluster.capacity)
-        dims = [
-            name
-            for name, value in (("cpu", short.cpu), ("ram_mb", short.ram_mb), ("gpu", short.gpu))
-            if value
-        ]
+        dims = [d.api_field for d in spec.resources.lacking(cluster.capacity)]
         raise ValidationError(
             {
                 "resources": [
@@ -111,9 +106,7 @@ def _create(*, actor: AbstractBaseUser, cluster: Cluster, spec: DeploymentSpec) 
             cluster=cluster,
             name=spec.name,
             image=spec.image,
-            cpu=spec.resources.cpu,
-            ram_mb=spec.resources.ram_mb,
-            gpu=spec.resources.gpu,
+            **spec.resources.fields(),
             priority=spec.priority,
             preemptible=spec.preemptible,
             created_by=actor,

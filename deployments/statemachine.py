@@ -37,7 +37,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import F
 from django.utils import timezone
 
-from clusters.models import Cluster
+from clusters.models import ALLOCATED_FIELDS, Cluster
 from deployments.locking import DeploymentRow
 from deployments.models import FINISHED, HOLDS_ROOM, Deployment, DeploymentEvent, Status
 from hypervisor.exceptions import Conflict
@@ -287,7 +287,7 @@ def _store_allocated(cluster: Cluster, allocated: Resources) -> None:
     """The only writer of `allocated`; the CHECK constraints refuse any overflow."""
     if allocated != cluster.allocated:
         cluster.set_allocated(allocated)
-        cluster.save(update_fields=["allocated_cpu", "allocated_ram_mb", "allocated_gpu"])
+        cluster.save(update_fields=ALLOCATED_FIELDS)
 
 
 def _event(

@@ -21,6 +21,8 @@ from prometheus_client import values
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from hypervisor.resources import DIMENSIONS
+
 MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
 _IMPORT_PID = os.getpid()
 
@@ -106,7 +108,7 @@ class ClusterCollector(Collector):
         labels = ["cluster_id", "cluster", "organization_id"]
         capacity = GaugeMetricFamily(
             "hypervisor_cluster_capacity",
-            "Cluster capacity (cpu in cores, ram_mb in MiB, gpu in devices).",
+            f"Cluster capacity ({', '.join(f'{d.api_field} in {d.unit}' for d in DIMENSIONS)}).",
             labels=[*labels, "resource"],
         )
         allocated = GaugeMetricFamily(

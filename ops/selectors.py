@@ -12,6 +12,7 @@ from django.db.models import Count, Q
 
 from clusters.models import Cluster
 from deployments.models import Status
+from hypervisor.resources import DIMENSIONS, Dimension
 
 logger = logging.getLogger(__name__)
 
@@ -40,9 +41,8 @@ def cluster_gauges() -> list[ClusterGauges]:
             name=c.name,
             organization_id=c.organization_id,
             resources={
-                "cpu": (_cores(c.capacity_cpu), _cores(c.allocated_cpu)),
-                "ram_mb": (c.capacity_ram_mb, c.allocated_ram_mb),
-                "gpu": (c.capacity_gpu, c.allocated_gpu),
+                d.api_field: (_in_api_units(d, cap), _in_api_units(d, alloc))
+                for d, cap, alloc in zip(DIMENSIONS, c.capacity, c.allocated, strict=True)
             },
             running=c.n_running,
             pending=c.n_pending,
@@ -52,8 +52,9 @@ def cluster_gauges() -> list[ClusterGauges]:
     ]
 
 
-def _cores(millicores: int) -> float:
-    return float(Decimal(millicores) / 1000)
+def _in_api_units(dimension: Dimension, value: int) -> float | int:
+    """What the API shows: cores for CPU (a float), else the stored integer."""
+    return float(Decimal(value) / dimension.scale) if dimension.scale != 1 else value
 
 
 def readiness() -> dict[str, str]:

@@ -7,26 +7,16 @@ person needs to act: lower the request, raise the priority, or wait for named wo
 
 from __future__ import annotations
 
+from hypervisor.resources import DIMENSIONS
+
 Vec = tuple[int, int, int]
 
-_DIMENSIONS = range(3)
+_DIMENSIONS = range(len(DIMENSIONS))
 
 
 def format_amount(dimension: int, amount: int) -> str:
-    """``0.5 CPU``, ``2 CPU``, ``4096 MiB``, ``1 GPU``."""
-    if dimension == 0:
-        return f"{format_cores(amount)} CPU"
-    if dimension == 1:
-        return f"{amount} MiB"
-    return f"{amount} GPU"
-
-
-def format_cores(millicores: int) -> str:
-    """Millicores as cores with no trailing zeros: 500 -> "0.5", 2000 -> "2"."""
-    whole, fraction = divmod(millicores, 1000)
-    if not fraction:
-        return str(whole)
-    return f"{whole}.{fraction:03d}".rstrip("0")
+    """``0.5 CPU``, ``2 CPU``, ``4096 MiB``, ``1 GPU``: the registry's exact form."""
+    return DIMENSIONS[dimension].exact(amount)
 
 
 def exceeds_capacity(request: Vec, capacity: Vec) -> str:

@@ -25,7 +25,7 @@ from clusters.models import Cluster
 from deployments.conditions import condition_impossible, condition_met
 from deployments.locking import DeploymentRow
 from deployments.models import HOLDS_ROOM, Dependency, Deployment, DeploymentEvent, Status
-from hypervisor.resources import Resources
+from hypervisor.resources import DIMENSIONS, Resources
 from scheduler.services import snapshot_of
 
 
@@ -199,5 +199,6 @@ def _pending_problem(links: list[Dependency]) -> str | None:
 
 
 def _fmt(resources: Resources) -> str:
-    cpu = f"{resources.cpu / 1000:g}"
-    return f"cpu {cpu}, ram_mb {resources.ram_mb}, gpu {resources.gpu}"
+    return ", ".join(
+        f"{d.api_field} {value / d.scale:g}" for d, value in zip(DIMENSIONS, resources, strict=True)
+    )

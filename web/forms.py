@@ -14,12 +14,11 @@ from decimal import Decimal
 from django import forms
 from django.core.exceptions import ValidationError
 
-from clusters.models import MAX_CPU_MILLICORES, MAX_GPU, MAX_RAM_MB, Cluster
+from clusters.models import Cluster
 from deployments.api.serializers import MAX_DEPENDENCIES
 from deployments.models import MAX_PRIORITY, Condition
 from deployments.services import DependencySpec, DeploymentSpec
-from hypervisor.resources import Resources
-from web.utilization import format_resources
+from hypervisor.resources import BY_NAME, Resources
 
 MILLI = Decimal(1000)
 MAX_ID = 2**63 - 1
@@ -28,9 +27,7 @@ _DEPENDENCY_ITEM = re.compile(r"#?(?P<id>[0-9]{1,19})(?::(?P<condition>[a-z]+))?
 
 class ClusterChoiceField(forms.ModelChoiceField):
     def label_from_instance(self, cluster: Cluster) -> str:
-        capacity = format_resources(
-            cluster.capacity_cpu, cluster.capacity_ram_mb, cluster.capacity_gpu
-        )
+        capacity = cluster.capacity.in_line()
         return f"{cluster.name} (capacity {capacity})"
 
 
@@ -46,11 +43,11 @@ class DeploymentForm(forms.Form):
         max_digits=9,
         decimal_places=3,
         min_value=Decimal(0),
-        max_value=Decimal(MAX_CPU_MILLICORES) / MILLI,
+        max_value=Decimal(BY_NAME["cpu"].maximum) / MILLI,
         help_text="Up to 3 decimals: 0.25 is a quarter of a core.",
     )
-    ram_mb = forms.IntegerField(label="RAM (MiB)", min_value=0, max_value=MAX_RAM_MB)
-    gpu = forms.IntegerField(label="GPUs", min_value=0, max_value=MAX_GPU, initial=0)
+    ram_mb = forms.IntegerField(label="RAM (MiB)", min_value=0, max_value=BY_NAME["ram_mb"].maximum)
+    gpu = forms.IntegerField(label="GPUs", min_value=0, max_value=BY_NAME["gpu"].maximum, initial=0)
     priority = forms.IntegerField(
         min_value=0, max_value=MAX_PRIORITY, initial=0, help_text="Higher runs first."
     )

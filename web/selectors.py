@@ -15,13 +15,13 @@ from django.contrib.auth.models import AbstractBaseUser
 
 from clusters.models import Cluster
 from clusters.selectors import cluster_list
+from clusters.usage import Usage, cluster_usage
 from deployments.models import Dependency, Deployment, DeploymentEvent, Status
 from deployments.selectors import deployment_dependents, deployment_events, deployment_list
 from deployments.statemachine import RULES, Action
 from orgs.models import Membership, Organization, Role
 from orgs.selectors import membership_get, organization_permissions
 from scheduler.selectors import QueueItem, cluster_queue
-from web.utilization import Usage, cluster_usage
 
 RECENT_DEPLOYMENTS = 15
 

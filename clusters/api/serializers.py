@@ -3,28 +3,29 @@ from decimal import Decimal
 from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from rest_framework import serializers
 
-from clusters.models import MAX_CPU_MILLICORES, MAX_GPU, MAX_RAM_MB, MAX_STARVATION_SECONDS, Cluster
-from hypervisor.resources import Resources
+from clusters.models import MAX_STARVATION_SECONDS, Cluster
+from hypervisor.resources import DIMENSIONS, Dimension, Resources
 from hypervisor.serializers import ModelSerializer
 from planner import Policy
 
-MILLI = Decimal(1000)
 
-
-class ResourcesSerializer(serializers.Serializer):
-    """`{"cpu": cores (up to 3 decimals), "ram_mb": MiB, "gpu": devices}`, stored exactly."""
-
-    cpu = serializers.DecimalField(
-        max_digits=9,
-        decimal_places=3,
-        min_value=Decimal(0),
-        max_value=Decimal(MAX_CPU_MILLICORES) / MILLI,
-        coerce_to_string=False,
-        help_text="Cores, at most 3 decimals (0.25 = 250 millicores).",
+def _api_field(dimension: Dimension) -> serializers.Field:
+    maximum = Decimal(dimension.maximum) / dimension.scale
+    if dimension.decimals:
+        return serializers.DecimalField(
+            max_digits=len(str(int(maximum))) + dimension.decimals,
+            decimal_places=dimension.decimals,
+            min_value=Decimal(0),
+            max_value=maximum,
+            coerce_to_string=False,
+            help_text=dimension.api_help,
+        )
+    return serializers.IntegerField(
+        min_value=0, max_value=int(maximum), help_text=dimension.api_help
     )
-    ram_mb = serializers.IntegerField(min_value=0, max_value=MAX_RAM_MB, help_text="MiB.")
-    gpu = serializers.IntegerField(min_value=0, max_value=MAX_GPU, help_text="Whole devices.")
 
+
+class _ResourcesSerializer(serializers.Serializer):
     def to_internal_value(self, data) -> Resources:
         values = super().to_internal_value(data)
         # A partial update (PATCH) skips missing fields, but a vector is always whole.
@@ -32,14 +33,26 @@ class ResourcesSerializer(serializers.Serializer):
         if missing:
             required = serializers.Field.default_error_messages["required"]
             raise serializers.ValidationError({name: [required] for name in missing})
-        return Resources(int(values["cpu"] * MILLI), values["ram_mb"], values["gpu"])
+        return Resources(*(int(values[d.api_field] * d.scale) for d in DIMENSIONS))
 
     def to_representation(self, resources: Resources) -> dict:
         return {
-            "cpu": float(Decimal(resources.cpu) / MILLI),
-            "ram_mb": resources.ram_mb,
-            "gpu": resources.gpu,
+            d.api_field: float(Decimal(value) / d.scale) if d.decimals else value
+            for d, value in zip(DIMENSIONS, resources.values(), strict=True)
         }
+
+
+# One field per dimension of the registry, in its order.
+ResourcesSerializer = type(
+    "ResourcesSerializer",
+    (_ResourcesSerializer,),
+    {
+        "__module__": __name__,
+        "__doc__": '`{"cpu": cores (up to 3 decimals), "ram_mb": MiB, "gpu": devices}`, '
+        "stored exactly.",
+        **{d.api_field: _api_field(d) for d in DIMENSIONS},
+    },
+)
 
 
 @extend_schema_serializer(

@@ -9,7 +9,6 @@ from django.utils import timezone
 from django.utils.timesince import timesince
 
 from deployments.models import Deployment
-from web.utilization import format_resources
 
 register = template.Library()
 
@@ -17,12 +16,12 @@ register = template.Library()
 @register.filter
 def requests(deployment: Deployment) -> str:
     """A deployment's resource request: `2.5 CPU · 4 GiB · 1 GPU`."""
-    return format_resources(deployment.cpu, deployment.ram_mb, deployment.gpu)
+    return deployment.resources.in_line()
 
 
 @register.filter
 def capacity(cluster) -> str:
-    return format_resources(cluster.capacity_cpu, cluster.capacity_ram_mb, cluster.capacity_gpu)
+    return cluster.capacity.in_line()
 
 
 @register.filter
