@@ -16,6 +16,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from clusters.models import Cluster
 from clusters.selectors import cluster_list
 from clusters.usage import Usage, cluster_usage
+from deployments import permissions as rules
 from deployments.models import Dependency, Deployment, DeploymentEvent, Status
 from deployments.selectors import deployment_dependents, deployment_events, deployment_list
 from deployments.statemachine import RULES, Action
@@ -35,14 +36,10 @@ class Access:
 
     @property
     def may_submit(self) -> bool:
-        return "deployments.add_deployment" in self.permissions
+        return rules.may_submit(permissions=self.permissions)
 
     def may_act_on(self, deployment: Deployment, user: AbstractBaseUser) -> bool:
-        """The API's rule: owners and admins act on any deployment, developers on
-        their own, viewers on none."""
-        if "deployments.change_deployment" in self.permissions:
-            return True
-        return self.may_submit and deployment.created_by_id == user.pk
+        return rules.may_act_on(permissions=self.permissions, deployment=deployment, user=user)
 
 
 def access_get(*, user: AbstractBaseUser, organization_id: int) -> Access | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -10,7 +9,7 @@ from drf_spectacular.utils import (
     extend_schema,
     extend_schema_view,
 )
-from rest_framework import serializers, status, viewsets
+from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -23,8 +22,9 @@ from clusters.api.serializers import (
     QueueEntrySerializer,
 )
 from clusters.models import Cluster
-from hypervisor.permissions import OrganizationPermission, require_org_permission
+from orgs.api.viewsets import OrganizationScopedViewSet
 from orgs.models import Organization
+from orgs.permissions import require_org_permission
 from planner import Policy
 from scheduler.selectors import cluster_queue
 
@@ -76,33 +76,26 @@ FORBIDDEN = {403: OpenApiResponse(description="Your role does not allow this act
     ),
 )
 @extend_schema(tags=["clusters"])
-class ClusterViewSet(viewsets.ModelViewSet):
+class ClusterViewSet(
+    mixins.CreateModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    mixins.ListModelMixin,
+    OrganizationScopedViewSet,
+):
     serializer_class = ClusterSerializer
-    permission_classes = [*viewsets.ModelViewSet.permission_classes, OrganizationPermission]
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
-    lookup_value_regex = "[0-9]{1,18}"
     action_permissions = {
         "partial_update": "clusters.change_cluster",
         "destroy": "clusters.delete_cluster",
     }
-
-    def get_queryset(self) -> QuerySet[Cluster]:
-        if self.action != "list":
-            return selectors.cluster_list(user=self.request.user)
-        filters = ClusterFilterSerializer(data=self.request.query_params)
-        filters.is_valid(raise_exception=True)
-        return selectors.cluster_list(
-            user=self.request.user, organization_id=filters.validated_data.get("organization")
-        )
-
-    def get_serializer(self, *args, **kwargs):
-        serializer = super().get_serializer(*args, **kwargs)
-        # A list (many=True) only reads: it has no writable field to scope.
-        if "organization" in getattr(serializer, "fields", {}):
-            serializer.fields["organization"].queryset = Organization.objects.visible_to(
-                self.request.user
-            )
-        return serializer
+    selector = staticmethod(selectors.cluster_list)
+    filter_serializer_class = ClusterFilterSerializer
+    filter_kwargs = {"organization": "organization_id"}
+    related_scopes = {
+        "organization": lambda view: Organization.objects.visible_to(view.request.user)
+    }
 
     def get_serializer_class(self) -> type[serializers.Serializer]:
         return ClusterUpdateSerializer if self.action == "partial_update" else ClusterSerializer

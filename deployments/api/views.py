@@ -11,8 +11,9 @@ from drf_spectacular.utils import (
     extend_schema,
     extend_schema_view,
 )
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -25,13 +26,10 @@ from deployments.api.serializers import (
     DeploymentSerializer,
 )
 from deployments.models import Deployment, Status
+from deployments.permissions import may_act_on, may_submit
 from deployments.services import Action, DeploymentSpec
-from hypervisor.permissions import (
-    OrganizationPermission,
-    org_permissions,
-    remember_role,
-    require_org_permission,
-)
+from orgs.api.viewsets import OrganizationScopedViewSet
+from orgs.permissions import ROLE_DENIED, org_permissions, remember_role
 
 NOT_FOUND = {404: OpenApiResponse(description="Not found, or not in your organizations.")}
 FORBIDDEN = {403: OpenApiResponse(description="Your role does not allow this action.")}
@@ -49,6 +47,13 @@ def _act_schema(verb: str, applies_to: str) -> dict:
         request=None,
         responses={200: DeploymentSerializer, **FORBIDDEN, **NOT_FOUND, **CONFLICT},
     )
+
+
+def _clusters_of_the_caller(view: OrganizationScopedViewSet) -> QuerySet[Cluster]:
+    # The scoping joins the caller's membership: its group (the caller's role) comes
+    # along, and the create's permission check needs no query of its own.
+    clusters = Cluster.objects.visible_to(view.request.user)
+    return clusters.annotate(caller_group_id=F("organization__memberships__group"))
 
 
 @extend_schema_view(
@@ -69,40 +74,16 @@ class DeploymentViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
-    viewsets.GenericViewSet,
+    OrganizationScopedViewSet,
 ):
     serializer_class = DeploymentSerializer
-    permission_classes = [*viewsets.GenericViewSet.permission_classes, OrganizationPermission]
-    lookup_value_regex = "[0-9]{1,18}"
-    action_permissions: dict[str, str] = {}
-
-    def get_queryset(self) -> QuerySet[Deployment]:
-        if self.action != "list":
-            return selectors.deployment_list(user=self.request.user)
-        filters = DeploymentFilterSerializer(data=self.request.query_params)
-        filters.is_valid(raise_exception=True)
-        return selectors.deployment_list(
-            user=self.request.user,
-            cluster_id=filters.validated_data.get("cluster"),
-            organization_id=filters.validated_data.get("organization"),
-            status=filters.validated_data.get("status"),
-        )
+    selector = staticmethod(selectors.deployment_list)
+    filter_serializer_class = DeploymentFilterSerializer
+    filter_kwargs = {"cluster": "cluster_id", "organization": "organization_id"}
+    related_scopes = {"cluster": _clusters_of_the_caller}
 
     def get_serializer_class(self) -> type[serializers.Serializer]:
         return DeploymentCreateSerializer if self.action == "create" else DeploymentSerializer
-
-    def get_serializer(self, *args, **kwargs):
-        serializer = super().get_serializer(*args, **kwargs)
-        # A list (many=True) only reads: it has no writable field to scope.
-        fields = getattr(serializer, "fields", {})
-        if "cluster" in fields and not getattr(self, "swagger_fake_view", False):
-            clusters = Cluster.objects.visible_to(self.request.user)
-            if self.action == "create":
-                # The scoping joins the caller's membership: its group (the caller's role)
-                # comes along, and the permission check needs no query of its own.
-                clusters = clusters.annotate(caller_group_id=F("organization__memberships__group"))
-            serializer.fields["cluster"].queryset = clusters
-        return serializer
 
     def organization_id_of(self, deployment: Deployment) -> int:
         return deployment.cluster.organization_id
@@ -127,7 +108,8 @@ class DeploymentViewSet(
         data = serializer.validated_data
         cluster = data["cluster"]
         remember_role(request, cluster.organization_id, group_id=cluster.caller_group_id)
-        require_org_permission(request, cluster.organization_id, "deployments.add_deployment")
+        if not may_submit(permissions=org_permissions(request, cluster.organization_id)):
+            raise PermissionDenied(ROLE_DENIED)
         spec = DeploymentSpec(
             name=data["name"],
             image=data["image"],
@@ -147,13 +129,9 @@ class DeploymentViewSet(
 
     def _act(self, request: Request, action: Action) -> Response:
         deployment = self.get_object()
-        organization_id = deployment.cluster.organization_id
-        permissions = org_permissions(request, organization_id)
-        own = deployment.created_by_id == request.user.pk
-        if "deployments.change_deployment" not in permissions:
-            require_org_permission(request, organization_id, "deployments.add_deployment")
-            if not own:
-                require_org_permission(request, organization_id, "deployments.change_deployment")
+        permissions = org_permissions(request, deployment.cluster.organization_id)
+        if not may_act_on(permissions=permissions, deployment=deployment, user=request.user):
+            raise PermissionDenied(ROLE_DENIED)
         services.deployment_act(actor=request.user, deployment_id=deployment.pk, action=action)
         return Response(DeploymentSerializer(self.get_queryset().get(pk=deployment.pk)).data)
 

@@ -11,7 +11,6 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from hypervisor.permissions import OrganizationPermission, org_permissions, require_org_permission
 from hypervisor.ratelimits import check_rate
 from orgs import selectors, services
 from orgs.api.serializers import (
@@ -23,7 +22,9 @@ from orgs.api.serializers import (
     OrganizationSerializer,
     RoleChangeSerializer,
 )
+from orgs.api.viewsets import OrganizationScopedViewSet
 from orgs.models import Membership, Organization, Role
+from orgs.permissions import org_permissions, require_org_permission
 
 NOT_FOUND = {404: OpenApiResponse(description="Not found, or not a member of it.")}
 FORBIDDEN = {403: OpenApiResponse(description="Your role does not allow this action.")}
@@ -54,20 +55,16 @@ class OrganizationViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.DestroyModelMixin,
-    viewsets.GenericViewSet,
+    OrganizationScopedViewSet,
 ):
     serializer_class = OrganizationSerializer
-    lookup_value_regex = "[0-9]{1,18}"
-    permission_classes = [*viewsets.GenericViewSet.permission_classes, OrganizationPermission]
+    selector = staticmethod(selectors.organization_list)
     action_permissions = {
         "retrieve": "orgs.view_organization",
         "destroy": "orgs.delete_organization",
         "invite_code": "orgs.manage_invite_code",
         "members": "orgs.view_membership",
     }
-
-    def get_queryset(self) -> QuerySet[Organization]:
-        return selectors.organization_list(user=self.request.user)
 
     def organization_id_of(self, organization: Organization) -> int:
         return organization.pk

@@ -34,10 +34,13 @@ def remember_role(request: Request, organization_id: int, *, group_id: int) -> N
     cache[organization_id] = role_permissions(group_id=group_id)
 
 
+ROLE_DENIED = "Your role in this organization does not allow this action."
+
+
 def require_org_permission(request: Request, organization_id: int, permission: str) -> None:
     """Raise 403 unless the caller's role in the organization grants `permission`."""
     if permission not in org_permissions(request, organization_id):
-        raise PermissionDenied("Your role in this organization does not allow this action.")
+        raise PermissionDenied(ROLE_DENIED)
 
 
 class OrganizationPermission(BasePermission):
