@@ -32,7 +32,7 @@ def test_a_writable_related_field_without_a_scope_is_refused(developer):
         serializer_class = _NamesAnOrganization
         selector = staticmethod(organization_list)
 
-    with pytest.raises(ImproperlyConfigured, match="'organization'.*no tenant scope"):
+    with pytest.raises(ImproperlyConfigured, match=r"'organization'.*no tenant scope"):
         _serializer_for(Forgetful, developer)
 
 
