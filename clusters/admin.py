@@ -1,6 +1,6 @@
 """Operators' admin for clusters: which are full, what waits, and a pass on demand.
 
-Writes call `clusters.services` (create, change, delete) and `request_schedule`
+Writes call `clusters.services` (create, change, delete) and `clusters.signals.want_pass`
 (the reschedule action). Counts come from one annotated query, never one per row.
 """
 
@@ -10,18 +10,17 @@ from decimal import Decimal
 
 from django import forms
 from django.contrib import admin
-from django.db.models import Count, Q, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from clusters import services
+from clusters import selectors, services
 from clusters.models import MAX_STARVATION_SECONDS, Cluster
+from clusters.signals import want_pass
 from clusters.usage import Usage, cluster_usage
-from deployments.models import WAITING, Status
 from hypervisor.admin import ServiceModelAdmin
 from hypervisor.resources import BY_NAME, Resources
 from planner import Policy
-from scheduler.triggers import request_schedule
 
 MILLI = Decimal(1000)
 
@@ -130,14 +129,7 @@ class ClusterAdmin(ServiceModelAdmin):
         css = {"all": ["web/admin.css"]}
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Cluster]:
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(
-                running_count=Count("deployments", filter=Q(deployments__status=Status.RUNNING)),
-                waiting_count=Count("deployments", filter=Q(deployments__status__in=WAITING)),
-            )
-        )
+        return selectors.with_counts(super().get_queryset(request))
 
     def get_fields(self, request: HttpRequest, obj=None):
         editable = [
@@ -222,7 +214,7 @@ class ClusterAdmin(ServiceModelAdmin):
     def reschedule(self, request: HttpRequest, queryset: QuerySet[Cluster]) -> None:
         cluster_ids = sorted(queryset.values_list("pk", flat=True))
         for cluster_id in cluster_ids:
-            request_schedule(cluster_id=cluster_id)
+            want_pass(cluster_id=cluster_id)
         self.message_user(
             request, f"Requested a scheduling pass for {len(cluster_ids)} cluster(s)."
         )

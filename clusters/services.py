@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
@@ -9,13 +10,12 @@ from django.db import IntegrityError, transaction
 
 from clusters.locking import lock_cluster
 from clusters.models import Cluster
-from deployments.models import HOLDS_ROOM, WAITING
+from clusters.signals import want_pass
 from hypervisor.contention import retry_on_contention
 from hypervisor.exceptions import Conflict
 from hypervisor.resources import Resources
 from orgs.models import Organization
 from planner import Policy
-from scheduler.triggers import request_schedule
 
 DUPLICATE_NAME = "A cluster with this name already exists in the organization."
 
@@ -96,7 +96,7 @@ def _update(*, cluster_id: int, changes: ClusterChanges) -> Cluster:
         cause = _change_cause(before=before, after=cluster.capacity, changes=changes)
         cluster.save()
         # Capacity, policy and reservations all change what the planner would do.
-        request_schedule(cluster_id=cluster.pk, cause=cause)
+        want_pass(cluster_id=cluster.pk, cause=cause)
     return cluster
 
 
@@ -109,9 +109,15 @@ def _change_cause(*, before: Resources, after: Resources, changes: ClusterChange
     return "a change of the cluster"
 
 
+# How much work a cluster still has (running or waiting deployments): filled by the
+# deployments layer above in `DeploymentsConfig.ready()`, so that clusters imports
+# nothing of it.
+ACTIVE_WORK: list[Callable[[Cluster], int]] = []
+
+
 def cluster_ensure_idle(*, cluster: Cluster) -> None:
     """Raise `ClusterBusy` while the cluster has running or waiting deployments."""
-    active = cluster.deployments.filter(status__in=[*WAITING, *HOLDS_ROOM]).count()
+    active = sum(count(cluster) for count in ACTIVE_WORK)
     if active:
         raise ClusterBusy(
             f"Cluster '{cluster.name}' still has {active} running or waiting deployment(s); "
@@ -129,3 +135,10 @@ def cluster_delete(*, cluster_id: int) -> None:
             raise Cluster.DoesNotExist("The cluster no longer exists.")
         cluster_ensure_idle(cluster=cluster)
         cluster.delete()
+
+
+def organization_clusters_ensure_idle(organization: Organization) -> None:
+    """`orgs.services.DELETE_GUARDS`: refuse while any of its clusters has work."""
+    # FOR UPDATE in pk order: also holds off new deployments on these clusters.
+    for cluster in organization.clusters.select_for_update().order_by("pk"):
+        cluster_ensure_idle(cluster=cluster)

@@ -15,10 +15,10 @@ from django.urls import reverse
 from django.utils.html import format_html_join
 
 from clusters.models import Cluster
+from clusters.signals import want_pass
 from deployments import services
 from deployments.models import Dependency, Deployment, DeploymentEvent
 from deployments.services import Action, InvalidTransition
-from scheduler.triggers import request_schedule
 
 
 class PriorityFilter(admin.SimpleListFilter):
@@ -212,7 +212,7 @@ class DeploymentAdmin(admin.ModelAdmin):
     def reschedule_cluster(self, request: HttpRequest, queryset: QuerySet[Deployment]) -> None:
         cluster_ids = sorted(set(queryset.values_list("cluster_id", flat=True)))
         for cluster_id in cluster_ids:
-            request_schedule(cluster_id=cluster_id)
+            want_pass(cluster_id=cluster_id)
         self.message_user(
             request, f"Requested a scheduling pass for {len(cluster_ids)} cluster(s)."
         )

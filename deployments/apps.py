@@ -3,3 +3,11 @@ from django.apps import AppConfig
 
 class DeploymentsConfig(AppConfig):
     name = "deployments"
+
+    def ready(self) -> None:
+        from clusters.selectors import CLUSTER_COUNTS
+        from clusters.services import ACTIVE_WORK
+        from deployments.selectors import active_work, cluster_counts
+
+        CLUSTER_COUNTS.update(cluster_counts())
+        ACTIVE_WORK.append(active_work)

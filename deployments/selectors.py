@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
-from django.db.models import Prefetch
+from collections.abc import Callable
 
-from deployments.models import Dependency, Deployment, DeploymentEvent, DeploymentQuerySet
+from django.db.models import Count, Expression, Prefetch, Q
+
+from clusters.models import Cluster
+from deployments.models import (
+    HOLDS_ROOM,
+    WAITING,
+    Dependency,
+    Deployment,
+    DeploymentEvent,
+    DeploymentQuerySet,
+    Status,
+)
 
 
 def deployment_list(
@@ -42,3 +53,16 @@ def deployment_events(*, deployment: Deployment):
 def deployment_dependents(*, user, deployment: Deployment) -> DeploymentQuerySet:
     """What waits on `deployment` (any status), within the caller's organizations."""
     return deployment_list(user=user).filter(dependency_links__dependency=deployment)
+
+
+def cluster_counts() -> dict[str, Callable[[], Expression]]:
+    """What every read of clusters counts of their deployments (`clusters.selectors`)."""
+    return {
+        "running_count": lambda: Count("deployments", filter=Q(deployments__status=Status.RUNNING)),
+        "waiting_count": lambda: Count("deployments", filter=Q(deployments__status__in=WAITING)),
+    }
+
+
+def active_work(cluster: Cluster) -> int:
+    """Deployments of `cluster` that wait or hold room: it may not be deleted then."""
+    return cluster.deployments.filter(status__in=[*WAITING, *HOLDS_ROOM]).count()

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from clusters.locking import lock_cluster
 from clusters.models import Cluster
+from clusters.signals import want_pass
 from deployments.conditions import (
     condition_impossible,
     condition_met,
@@ -34,7 +35,6 @@ from deployments.statemachine import (
 )
 from hypervisor.contention import retry_on_contention
 from hypervisor.resources import Resources
-from scheduler.triggers import request_schedule
 
 __all__ = ["Action", "InvalidTransition"]  # the people's actions and their 409, for callers
 
@@ -128,7 +128,7 @@ def _create(*, actor: AbstractBaseUser, cluster: Cluster, spec: DeploymentSpec) 
         deployment._prefetched_objects_cache = {"dependency_links": links}
         record_created(deployment, actor=actor, at=now)
         if not unmet:
-            request_schedule(cluster_id=cluster.pk)
+            want_pass(cluster_id=cluster.pk)
     return deployment
 
 
@@ -188,7 +188,7 @@ def _act(*, actor: AbstractBaseUser, deployment_id: int, action: Action) -> Depl
         resolve_dependents(finished_ids=[deployment.pk])
         # Only work that held room frees it; start events name it as what made room.
         cause = f"the {_NOUN[action]} of deployment {deployment.pk}" if held_room else ""
-        request_schedule(cluster_id=cluster_id, cause=cause)
+        want_pass(cluster_id=cluster_id, cause=cause)
     return deployment
 
 
@@ -226,7 +226,7 @@ def resolve_dependents(*, finished_ids: Iterable[int]) -> None:
             deployment.status_reason = waiting_for_dependencies_reason(links)
             deployment.save(update_fields=["status_reason", "updated_at"])
     for cluster_id in sorted(clusters_to_schedule):
-        request_schedule(cluster_id=cluster_id)
+        want_pass(cluster_id=cluster_id)
 
 
 def _settle(

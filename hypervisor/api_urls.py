@@ -4,6 +4,8 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import include, path, re_path
 from django.views.decorators.csrf import csrf_exempt
 
+from orgs.api.me import MeView
+
 
 @csrf_exempt  # it changes nothing, whatever the method
 def not_found(request: HttpRequest, unmatched: str = "") -> JsonResponse:
@@ -14,8 +16,10 @@ def not_found(request: HttpRequest, unmatched: str = "") -> JsonResponse:
 
 urlpatterns = [
     path("auth/", include("accounts.api.urls")),
+    re_path(r"^auth/me/?$", MeView.as_view(), name="auth-me"),
     path("", include("orgs.api.urls")),
     path("", include("clusters.api.urls")),
+    path("", include("scheduler.api.urls")),
     path("", include("deployments.api.urls")),
     # Keep last: it answers whatever the routes above do not match.
     re_path(r"^(?P<unmatched>.*)$", not_found),

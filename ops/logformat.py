@@ -10,7 +10,7 @@ import json
 import logging
 from datetime import UTC, datetime
 
-from ops.requestid import current_request_id
+from hypervisor.requestid import current_request_id
 
 # Attributes every LogRecord has; anything else on a record came from `extra`.
 _STANDARD = frozenset(

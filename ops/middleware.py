@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
-from ops.requestid import HEADER, bound_request_id, sanitized
+from hypervisor.requestid import HEADER, bound_request_id, sanitized
 
 logger = logging.getLogger("hypervisor.request")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin
 from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 
@@ -188,3 +189,21 @@ class MembershipAdmin(ServiceModelAdmin):
 
     def delete_model(self, request: HttpRequest, obj: Membership) -> None:
         services.membership_remove(target=obj, may_touch_owners=True)
+
+
+# Django's user admin, plus each user's organizations and roles (read-only there). Here,
+# not in accounts: accounts sits below orgs and imports nothing of it.
+class UserMembershipInline(ReadOnlyMembershipInline):
+    """A user's organizations and roles."""
+
+    related = "organization"
+    verbose_name_plural = "organizations"
+
+
+User = get_user_model()
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class HypervisorUserAdmin(UserAdmin):
+    inlines = [*UserAdmin.inlines, UserMembershipInline]

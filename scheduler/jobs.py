@@ -13,9 +13,10 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 
 from clusters.models import Cluster
-from ops.requestid import restored_from_job
+from deployments.services import dependencies_resolve_all
+from hypervisor.requestid import restored_from_job
+from scheduler.merging import PENDING_KEY, redis_connection
 from scheduler.services import PassResult, schedule_cluster
-from scheduler.triggers import PENDING_KEY, redis_connection
 
 
 @contextmanager
@@ -81,8 +82,6 @@ def safety_net_job() -> list[dict]:
 
 
 def _safety_net() -> list[dict]:
-    from deployments.services import dependencies_resolve_all
-
     dependencies_resolve_all()
     results = [
         schedule_cluster(cluster_id=pk) for pk in Cluster.objects.values_list("pk", flat=True)

@@ -1,6 +1,8 @@
 """`request_schedule`: the one way to ask for a scheduling pass.
 
-Services, signals, the admin and `manage.py reschedule` call only this. The pass runs
+The scheduler's own callers (`manage.py reschedule`, the admin) call it; the clusters and
+deployments layers, below the scheduler, send `clusters.signals.pass_wanted`, which
+`SchedulerConfig.ready()` connects to it. The pass runs
 after the caller's transaction commits, so it sees the caller's changes and never holds
 the cluster lock inside someone else's transaction:
 - with `REDIS_URL` set, as an RQ job; requests for a cluster merge while one is waiting;
@@ -9,7 +11,6 @@ the cluster lock inside someone else's transaction:
 
 from __future__ import annotations
 
-import functools
 import logging
 
 import django_rq
@@ -17,20 +18,12 @@ from django.conf import settings
 from django.db import transaction
 from redis.exceptions import RedisError
 
-from ops.requestid import job_meta
+from hypervisor.requestid import job_meta
+from scheduler.jobs import schedule_cluster_job
+from scheduler.merging import PENDING_KEY, PENDING_TTL_SECONDS, redis_connection
+from scheduler.services import schedule_cluster
 
 logger = logging.getLogger(__name__)
-
-# Set while a pass for the cluster is enqueued and not yet started.
-PENDING_KEY = "hv:schedule-pending:{cluster_id}"
-PENDING_TTL_SECONDS = 30  # a job lost before clearing it holds merges this long at most
-
-
-@functools.cache
-def redis_connection():
-    """One client (and connection pool) per process: django_rq's `get_connection` builds a
-    new pool, hence a new TCP connection, on every call. redis-py's pool is fork-safe."""
-    return django_rq.get_connection("default")
 
 
 def request_schedule(*, cluster_id: int, cause: str = "") -> None:
@@ -40,8 +33,6 @@ def request_schedule(*, cluster_id: int, cause: str = "") -> None:
 
 def dispatch_schedule(*, cluster_id: int, cause: str = "") -> None:
     if not settings.USE_RQ:
-        from scheduler.services import schedule_cluster
-
         schedule_cluster(cluster_id=cluster_id, cause=cause)
         return
     try:
@@ -50,14 +41,10 @@ def dispatch_schedule(*, cluster_id: int, cause: str = "") -> None:
         # Redis is down: do the pass here rather than lose it. The safety net also
         # covers any trigger lost between the commit and this point.
         logger.warning("redis unavailable; scheduling in-process", extra={"cluster_id": cluster_id})
-        from scheduler.services import schedule_cluster
-
         schedule_cluster(cluster_id=cluster_id, cause=cause)
 
 
 def _enqueue_merged(*, cluster_id: int, cause: str) -> None:
-    from scheduler.jobs import schedule_cluster_job
-
     connection = redis_connection()
     key = PENDING_KEY.format(cluster_id=cluster_id)
     # NX: only the first request while a job waits enqueues; the job clears the key

@@ -6,6 +6,5 @@ urlpatterns = [
     re_path(r"^register/?$", views.RegisterView.as_view(), name="auth-register"),
     re_path(r"^login/?$", views.LoginView.as_view(), name="auth-login"),
     re_path(r"^logout/?$", views.LogoutView.as_view(), name="auth-logout"),
-    re_path(r"^me/?$", views.MeView.as_view(), name="auth-me"),
     re_path(r"^csrf/?$", views.CsrfView.as_view(), name="auth-csrf"),
 ]

@@ -1,10 +1,9 @@
-"""Register, log in and out, who am I, and the CSRF cookie."""
+"""Register, log in and out, and the CSRF cookie (who am I: `orgs.api.me`)."""
 
 from collections.abc import Callable
 
 from django.conf import settings
-from django.contrib.auth import authenticate, get_user_model, login, logout
-from django.db.models import Prefetch
+from django.contrib.auth import authenticate, login, logout
 from django.middleware.csrf import get_token
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import ensure_csrf_cookie
@@ -18,7 +17,6 @@ from rest_framework.views import APIView
 
 from accounts.api.serializers import (
     LoginSerializer,
-    MeSerializer,
     RegisterSerializer,
     UserSerializer,
 )
@@ -26,7 +24,6 @@ from accounts.services import user_register
 from hypervisor.authentication import enforce_csrf
 from hypervisor.exceptions import RateLimited
 from hypervisor.ratelimits import check_rate, retry_after_seconds
-from orgs.models import Membership
 
 BAD_CREDENTIALS = "Unable to log in with the provided credentials."
 
@@ -116,19 +113,6 @@ class LogoutView(APIView):
     def post(self, request: Request) -> Response:
         logout(request)  # flushes the session server-side
         return Response(status=status.HTTP_204_NO_CONTENT)
-
-
-@extend_schema(tags=["auth"])
-class MeView(APIView):
-    @extend_schema(summary="The current user and their memberships", responses=MeSerializer)
-    def get(self, request: Request) -> Response:
-        memberships = Membership.objects.select_related("organization", "group")
-        user = (
-            get_user_model()
-            .objects.prefetch_related(Prefetch("memberships", queryset=memberships))
-            .get(pk=request.user.pk)
-        )
-        return Response(MeSerializer(user).data)
 
 
 @extend_schema(tags=["auth"])

@@ -123,19 +123,3 @@ class ClusterFilterSerializer(serializers.Serializer):
     """The list's query parameters: a bad value is 400 naming it, like any field."""
 
     organization = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
-
-
-class QueueDeploymentSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    name = serializers.CharField()
-    status = serializers.CharField()
-    priority = serializers.IntegerField()
-    resources = ResourcesSerializer()
-    queued_at = serializers.DateTimeField(allow_null=True)
-
-
-class QueueEntrySerializer(serializers.Serializer):
-    position = serializers.IntegerField()
-    deployment = QueueDeploymentSerializer()
-    reason = serializers.CharField()
-    reserved = serializers.BooleanField()

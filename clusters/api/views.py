@@ -9,8 +9,7 @@ from drf_spectacular.utils import (
     extend_schema,
     extend_schema_view,
 )
-from rest_framework import mixins, serializers, status
-from rest_framework.decorators import action
+from rest_framework import mixins, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -19,14 +18,12 @@ from clusters.api.serializers import (
     ClusterFilterSerializer,
     ClusterSerializer,
     ClusterUpdateSerializer,
-    QueueEntrySerializer,
 )
 from clusters.models import Cluster
 from orgs.api.viewsets import OrganizationScopedViewSet
 from orgs.models import Organization
 from orgs.permissions import require_org_permission
 from planner import Policy
-from scheduler.selectors import cluster_queue
 
 NOT_FOUND = {404: OpenApiResponse(description="Not found, or not in your organizations.")}
 FORBIDDEN = {403: OpenApiResponse(description="Your role does not allow this action.")}
@@ -144,32 +141,3 @@ class ClusterViewSet(
 
     def perform_destroy(self, cluster: Cluster) -> None:
         services.cluster_delete(cluster_id=cluster.pk)
-
-    @extend_schema(
-        summary="The cluster's queue, explained",
-        description="Every waiting deployment (`queued`, then `pending`) in the order the "
-        "scheduler will consider them, with a `reason` a person can act on. `reserved` marks "
-        "a deployment holding a starvation reservation.",
-        responses={200: QueueEntrySerializer(many=True), **NOT_FOUND},
-    )
-    @action(detail=True, methods=["get"], pagination_class=None)
-    def queue(self, request: Request, pk: str) -> Response:
-        cluster = self.get_object()
-        items = cluster_queue(cluster=cluster)
-        data = [
-            {
-                "position": item.position,
-                "deployment": {
-                    "id": item.deployment.pk,
-                    "name": item.deployment.name,
-                    "status": item.deployment.status,
-                    "priority": item.deployment.priority,
-                    "resources": item.deployment.resources,
-                    "queued_at": item.deployment.queued_at,
-                },
-                "reason": item.reason,
-                "reserved": item.reserved,
-            }
-            for item in items
-        ]
-        return Response(QueueEntrySerializer(data, many=True).data, status=status.HTTP_200_OK)

@@ -13,8 +13,8 @@ from django.conf import settings
 from django.db import connection
 
 from clusters.tests.factories import ClusterFactory
+from hypervisor.requestid import bound_request_id
 from ops.logformat import JsonFormatter
-from ops.requestid import bound_request_id
 
 ROOT = Path(__file__).resolve().parents[2]
 
