@@ -6,7 +6,6 @@ the role does not allow is 403 (`web.selectors.Access`).
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
@@ -15,25 +14,20 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_ratelimit.core import is_ratelimited
 
+from accounts.logins import LoginRefused
 from clusters.selectors import cluster_list
 from deployments import services
 from deployments.models import Deployment
 from deployments.services import Action, InvalidTransition
-from hypervisor.ratelimits import retry_after_seconds
 from orgs.selectors import organization_list
 from web import selectors
 from web.forms import DeploymentForm
 
 
-def _username_key(group: str, request: HttpRequest) -> str:
-    # The API's key for failed logins, so that both doors share one counter per username.
-    return str(request.POST.get("username", "")).lower()[:150]
-
-
 class LoginView(auth_views.LoginView):
-    """Django's login (CSRF-protected), behind the API login's rate limits."""
+    """Django's login (CSRF-protected). The password check applies the login limits
+    (`accounts.logins`): once used up, 429 without a word about the password."""
 
     template_name = "web/login.html"
     redirect_authenticated_user = True
@@ -42,28 +36,15 @@ class LoginView(auth_views.LoginView):
         return {**super().get_form_kwargs(), "label_suffix": ""}
 
     def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        ip_rate, failures_rate = settings.RATELIMIT_LOGIN_IP, settings.RATELIMIT_LOGIN_USERNAME
-        limited = is_ratelimited(
-            request, group="login-ip", key="ip", rate=ip_rate, increment=True
-        ) or is_ratelimited(request, group="login-failures", key=_username_key, rate=failures_rate)
-        if limited:
-            wait = max(retry_after_seconds(ip_rate), retry_after_seconds(failures_rate))
-            response = render(
-                request,
-                "web/login.html",
-                {"form": self.get_form(), "retry_after": wait},
-                status=429,
-            )
+        try:
+            return super().post(request, *args, **kwargs)
+        except LoginRefused as refused:
+            wait = int(refused.wait)
+            form = self.get_form_class()(request, label_suffix="")  # unbound: no errors
+            context = self.get_context_data(form=form, retry_after=wait)
+            response = render(request, self.template_name, context, status=429)
             response["Retry-After"] = str(wait)
             return response
-        return super().post(request, *args, **kwargs)
-
-    def form_invalid(self, form) -> HttpResponse:
-        rate = settings.RATELIMIT_LOGIN_USERNAME
-        is_ratelimited(
-            self.request, group="login-failures", key=_username_key, rate=rate, increment=True
-        )
-        return super().form_invalid(form)
 
 
 @require_GET

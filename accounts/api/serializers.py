@@ -1,3 +1,5 @@
+import unicodedata
+
 from django.contrib.auth import get_user_model
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from rest_framework import serializers
@@ -24,3 +26,8 @@ class RegisterSerializer(serializers.Serializer):
 class LoginSerializer(serializers.Serializer):
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(max_length=128, write_only=True, trim_whitespace=False)
+
+    def validate_username(self, value: str) -> str:
+        # As Django's login form (`UsernameField`): the sign-in page and the API agree
+        # on who a full-width spelling of a name is.
+        return unicodedata.normalize("NFKC", value)

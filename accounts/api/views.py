@@ -1,13 +1,10 @@
 """Register, log in and out, and the CSRF cookie (who am I: `orgs.api.me`)."""
 
-from collections.abc import Callable
-
 from django.conf import settings
 from django.contrib.auth import authenticate, login, logout
 from django.middleware.csrf import get_token
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import ensure_csrf_cookie
-from django_ratelimit.core import get_usage
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny, IsAuthenticated
@@ -22,34 +19,9 @@ from accounts.api.serializers import (
 )
 from accounts.services import user_register
 from hypervisor.authentication import enforce_csrf
-from hypervisor.exceptions import RateLimited
-from hypervisor.ratelimits import check_rate, retry_after_seconds
+from hypervisor.ratelimits import check_rate
 
 BAD_CREDENTIALS = "Unable to log in with the provided credentials."
-
-
-def _username_key(username: str) -> Callable[[str, Request], str]:
-    """The failure counter's key: the username as `authenticate` gets it (the serializer
-    trimmed it), in lower case, so that no spelling of it gets its own guesses."""
-    key = username.lower()
-    return lambda group, request: key
-
-
-def _failed_logins_used_up(request: Request, username: str, rate: str) -> bool:
-    """True once the username has had its N failed attempts (`rate` = N/period) in this
-    window: every further attempt is refused, right password or not, until it ends.
-
-    Reads the counter without counting; django-ratelimit's own test (count > N) would
-    let an N+1th guess through.
-    """
-    key = _username_key(username)
-    usage = get_usage(request, group="login-failures", key=key, rate=rate)
-    return usage is not None and usage["count"] >= usage["limit"]
-
-
-def _count_failed_login(request: Request, username: str, rate: str) -> None:
-    key = _username_key(username)
-    get_usage(request, group="login-failures", key=key, rate=rate, increment=True)
 
 
 @extend_schema(tags=["auth"])
@@ -89,17 +61,11 @@ class LoginView(APIView):
     )
     def post(self, request: Request) -> Response:
         enforce_csrf(request)
-        check_rate(request, group="login-ip", key="ip", rate=settings.RATELIMIT_LOGIN_IP)
         serializer = LoginSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        username = serializer.validated_data["username"]
-        failures_rate = settings.RATELIMIT_LOGIN_USERNAME
-        if _failed_logins_used_up(request, username, failures_rate):
-            raise RateLimited(wait=retry_after_seconds(failures_rate))
+        # The backend applies the login limits (accounts.logins): 429 once used up.
         user = authenticate(request, **serializer.validated_data)
         if user is None:
-            # Only failures count against the username.
-            _count_failed_login(request, username, failures_rate)
             return Response({"detail": BAD_CREDENTIALS}, status=status.HTTP_400_BAD_REQUEST)
         login(request, user)  # rotates the session key and the CSRF token
         return Response(UserSerializer(user).data)
