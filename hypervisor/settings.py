@@ -145,6 +145,10 @@ SCHEDULER_SAFETY_NET_SECONDS = env.int("SCHEDULER_SAFETY_NET_SECONDS", default=3
 # merge into one pass (docs/scheduling.md); 0 turns the window off.
 SCHEDULER_MERGE_WINDOW_MS = env.int("SCHEDULER_MERGE_WINDOW_MS", default=500)
 
+# --- Bounds on the work one request or one member can cause (docs/operations.md) ------------
+# Items in one deployment's `depends_on`, checked before the items themselves.
+DEPLOYMENT_MAX_DEPENDENCIES = env.int("DEPLOYMENT_MAX_DEPENDENCIES", default=100)
+
 # --- Rate limits (django-ratelimit rates: N/s, N/m, N/h, N/d) -------------------------------
 RATELIMIT_ENABLE = env.bool("RATELIMIT_ENABLE", default=True)
 RATELIMIT_USE_CACHE = "default"

@@ -12,10 +12,10 @@ import re
 from decimal import Decimal
 
 from django import forms
+from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from clusters.models import Cluster
-from deployments.api.serializers import MAX_DEPENDENCIES
 from deployments.models import MAX_PRIORITY, Condition
 from deployments.services import DependencySpec, DeploymentSpec
 from hypervisor.resources import BY_NAME, Resources
@@ -73,8 +73,9 @@ class DeploymentForm(forms.Form):
     def clean_depends_on(self) -> tuple[DependencySpec, ...]:
         text = self.cleaned_data["depends_on"]
         items = [item.strip() for item in text.split(",") if item.strip()]
-        if len(items) > MAX_DEPENDENCIES:
-            raise ValidationError(f"At most {MAX_DEPENDENCIES} dependencies.")
+        limit = settings.DEPLOYMENT_MAX_DEPENDENCIES
+        if len(items) > limit:
+            raise ValidationError(f"At most {limit} dependencies.")
         specs = []
         for item in items:
             match = _DEPENDENCY_ITEM.fullmatch(item)

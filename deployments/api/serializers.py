@@ -1,3 +1,4 @@
+from django.conf import settings
 from drf_spectacular.utils import OpenApiExample, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
@@ -13,8 +14,6 @@ from deployments.models import (
 )
 from deployments.services import DependencySpec
 from hypervisor.serializers import ModelSerializer
-
-MAX_DEPENDENCIES = 100
 
 
 class DependencyObjectSerializer(serializers.Serializer):
@@ -163,7 +162,16 @@ class DeploymentSerializer(ModelSerializer):
 
 class DependsOnField(serializers.ListField):
     """Written as ids or objects (DependsOnItemField); read back as the links, as
-    DeploymentSerializer shows them, so that the create serializer renders its answer."""
+    DeploymentSerializer shows them, so that the create serializer renders its answer.
+
+    The length is checked before any item (`DEPLOYMENT_MAX_DEPENDENCIES`): a list of
+    180,000 ids is refused at once instead of validated item by item."""
+
+    def to_internal_value(self, data) -> list[DependencySpec]:
+        limit = settings.DEPLOYMENT_MAX_DEPENDENCIES
+        if isinstance(data, list) and len(data) > limit:
+            self.fail("max_length", max_length=limit)
+        return super().to_internal_value(data)
 
     def get_attribute(self, instance: Deployment) -> Deployment:
         return instance
@@ -176,7 +184,10 @@ class DependsOnField(serializers.ListField):
 # DeploymentSerializer (one serializer per create, not two).
 class DeploymentCreateSerializer(DeploymentSerializer):
     depends_on = DependsOnField(
-        child=DependsOnItemField(), required=False, default=list, max_length=MAX_DEPENDENCIES
+        child=DependsOnItemField(),
+        required=False,
+        default=list,
+        help_text="At most `DEPLOYMENT_MAX_DEPENDENCIES` items (default 100).",
     )
 
     class Meta(DeploymentSerializer.Meta):

@@ -415,3 +415,27 @@ def test_any_json_document_but_a_valid_body_is_4xx(api, endpoint):
         assert response.json()
 
     check()
+
+
+# --- bounds on the work of one request (issue 16) ----------------------------------------
+
+
+def test_an_over_long_depends_on_is_refused_before_any_item_is_read(api, cluster, settings):
+    """180,000 items took 30 s (each validated before the length was checked) and ended
+    in a worker timeout. Items that are all invalid prove the length comes first."""
+    settings.DEPLOYMENT_MAX_DEPENDENCIES = 100
+    body = {**_deployment_body(cluster), "depends_on": ["x"] * 180_000}
+
+    response = api.post(DEPLOYMENTS, body, format="json")
+
+    assert response.status_code == 400
+    assert response.json() == {"depends_on": ["Ensure this field has no more than 100 elements."]}
+
+
+def test_the_dependency_limit_is_a_setting(api, cluster, settings):
+    settings.DEPLOYMENT_MAX_DEPENDENCIES = 2
+    body = {**_deployment_body(cluster), "depends_on": [1, 2, 3]}
+
+    response = api.post(DEPLOYMENTS, body, format="json")
+
+    assert response.json() == {"depends_on": ["Ensure this field has no more than 2 elements."]}
