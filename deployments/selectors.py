@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-from django.db.models import Count, Expression, Prefetch, Q
+from django.db.models import Count, Expression, Prefetch, Q, prefetch_related_objects
 
 from clusters.models import Cluster
 from deployments.models import (
@@ -40,6 +40,19 @@ def deployment_list(
     if status is not None:
         deployments = deployments.filter(status=status)
     return deployments.order_by("id")
+
+
+# Deployments per prefetch query: SQLite turns an `IN` of more than 999 ids into a chain
+# of ORs, and refuses one deeper than 1,000 ("Expression tree is too large").
+PREFETCH_CHUNK = 500
+
+
+def prefetch_dependency_links(deployments: Sequence[Deployment]) -> None:
+    """Load each deployment's dependency links, with the deployments they name, in
+    chunks that every engine takes however many deployments there are."""
+    for start in range(0, len(deployments), PREFETCH_CHUNK):
+        chunk = deployments[start : start + PREFETCH_CHUNK]
+        prefetch_related_objects(chunk, "dependency_links__dependency")
 
 
 def deployment_events(*, deployment: Deployment):

@@ -9,9 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Min
 from django.utils import timezone
 
 from clusters.locking import lock_cluster
@@ -23,8 +25,10 @@ from deployments.conditions import (
     waiting_for_dependencies_reason,
 )
 from deployments.images import validate_image_reference
+from deployments.limits import check_chain_depth, check_waiting_limits
 from deployments.locking import lock_deployments
 from deployments.models import FINISHED, HOLDS_ROOM, Condition, Dependency, Deployment, Status
+from deployments.signals import leave_cascade
 from deployments.statemachine import (
     Action,
     DependencyAction,
@@ -101,6 +105,10 @@ def _create(*, actor: AbstractBaseUser, cluster: Cluster, spec: DeploymentSpec) 
         # our commit: its resolution then waits for us and sees the new dependent.
         dependencies = {d.pk: d for d in lock_deployments(d.deployment_id for d in spec.depends_on)}
         unmet = _check_dependencies(cluster=cluster, spec=spec, dependencies=dependencies)
+        check_waiting_limits(cluster=cluster)
+        check_chain_depth(
+            pending_dependency_ids=[d.pk for d, _ in unmet if d.status == Status.PENDING]
+        )
         now = timezone.now()
         deployment = Deployment.objects.create(
             cluster=cluster,
@@ -185,7 +193,8 @@ def _act(*, actor: AbstractBaseUser, deployment_id: int, action: Action) -> Depl
             lifecycle=lifecycle_of(cluster),
             actor=actor,
         )
-        resolve_dependents(finished_ids=[deployment.pk])
+        if not resolve_dependents(finished_ids=[deployment.pk]):
+            leave_cascade(organization_id=cluster.organization_id, after_pk=deployment.pk)
         # Only work that held room frees it; start events name it as what made room.
         cause = f"the {_NOUN[action]} of deployment {deployment.pk}" if held_room else ""
         want_pass(cluster_id=cluster_id, cause=cause)
@@ -193,23 +202,42 @@ def _act(*, actor: AbstractBaseUser, deployment_id: int, action: Action) -> Depl
 
 
 # --- dependency resolution --------------------------------------------------------------
+#
+# When a deployment finishes, its pending dependents are settled: cancelled when a
+# condition became impossible, queued when all are met, and so on down the chain. A
+# cascade is bounded per transaction (`DEPENDENCY_CASCADE_BATCH`): one that fits is
+# settled in the transaction that finished the deployment (the answer shows it); a
+# larger one is left whole to `dependencies_sweep` (`deployments.signals.cascade_left`:
+# the scheduler runs it after that transaction commits, as an RQ job or in-process), in
+# short transactions of at most a batch each (docs/scheduling.md, "Cascades").
 
 
-def resolve_dependents(*, finished_ids: Iterable[int]) -> None:
+def resolve_dependents(*, finished_ids: Iterable[int]) -> bool:
     """Settle the pending deployments that wait, directly or transitively, on `finished_ids`.
 
-    Must run inside the transaction that finished them. The whole affected set is
-    locked in ascending pk order (dependents always have larger pks than what they wait
-    for), then settled in that order, which is a topological order: a dependent whose
-    condition became impossible is cancelled (naming the dependency), one whose
-    conditions are all met is queued, and the effect flows on to its own dependents.
+    Must run inside the transaction that finished them. Returns False, having settled
+    nothing, when they are more than `DEPENDENCY_CASCADE_BATCH`: the caller then has
+    them swept after its commit. Otherwise the whole affected set is locked in ascending
+    pk order (dependents always have larger pks than what they wait for) and settled in
+    that order, a topological order, by `_settle_pending`.
     """
-    closure = _lock_pending_closure(set(finished_ids))
-    if not closure:
-        return
-    statuses = _dependency_statuses(closure)
+    closure = _lock_pending_closure(set(finished_ids), limit=settings.DEPENDENCY_CASCADE_BATCH)
+    if closure is None:
+        return False
+    _settle_pending(closure)
+    return True
+
+
+def _settle_pending(deployments: list[Deployment]) -> None:
+    """Settle locked pending deployments, given in ascending pk order.
+
+    A dependent whose condition became impossible is cancelled (naming the dependency),
+    one whose conditions are all met is queued, and the effect flows on to those later
+    in the list that wait on it.
+    """
+    statuses = _dependency_statuses(deployments)
     clusters_to_schedule: set[int] = set()
-    for deployment in closure:  # ascending pk: dependencies are settled first
+    for deployment in deployments:  # ascending pk: dependencies are settled first
         links = statuses[deployment.pk]
         blocking = [(dep, c) for dep, c in links if condition_impossible(c, dep.status)]
         if blocking:
@@ -222,8 +250,8 @@ def resolve_dependents(*, finished_ids: Iterable[int]) -> None:
         elif all(condition_met(c, dep.status) for dep, c in links):
             _settle(deployment, DependencyAction.RELEASE, "dependencies met; waiting for resources")
             clusters_to_schedule.add(deployment.cluster_id)
-        else:
-            deployment.status_reason = waiting_for_dependencies_reason(links)
+        elif deployment.status_reason != (reason := waiting_for_dependencies_reason(links)):
+            deployment.status_reason = reason
             deployment.save(update_fields=["status_reason", "updated_at"])
     for cluster_id in sorted(clusters_to_schedule):
         want_pass(cluster_id=cluster_id)
@@ -243,8 +271,9 @@ def _settle(
     )
 
 
-def _pending_dependents(ids: set[int]) -> set[int]:
-    """Every pending deployment that waits, directly or transitively, on one of `ids`."""
+def _pending_dependents(ids: set[int], *, limit: int) -> set[int] | None:
+    """Every pending deployment that waits, directly or transitively, on one of `ids`;
+    None as soon as they are more than `limit`."""
     found: set[int] = set()
     frontier = ids
     while frontier:
@@ -257,18 +286,24 @@ def _pending_dependents(ids: set[int]) -> set[int]:
             - found
         )
         found |= frontier
+        if len(found) > limit:
+            return None
     return found
 
 
-def _lock_pending_closure(finished: set[int]) -> list[Deployment]:
+def _lock_pending_closure(finished: set[int], *, limit: int) -> list[Deployment] | None:
     """Lock the pending closure; re-read it under the locks until it stops growing.
+    None when it has more than `limit` members.
 
     A deployment created concurrently has a larger pk than every row already locked,
     so locking the newcomers afterwards still follows ascending pk order.
     """
     locked: dict[int, Deployment] = {}
     while True:
-        wanted = _pending_dependents(finished) - locked.keys()
+        closure = _pending_dependents(finished, limit=limit)
+        if closure is None:
+            return None
+        wanted = closure - locked.keys()
         if not wanted:
             break
         locked.update({d.pk: d for d in lock_deployments(wanted)})
@@ -292,19 +327,49 @@ def _dependency_statuses(
     return result
 
 
-def dependencies_resolve_all() -> None:
-    """Safety net: settle every pending deployment whose dependency has finished."""
-    finished = sorted(
-        set(
-            Dependency.objects.filter(
-                dependent__status=Status.PENDING, dependency__status__in=FINISHED
-            ).values_list("dependency_id", flat=True)
+def dependencies_sweep(*, organization_id: int, after_pk: int = 0) -> None:
+    """Settle every pending deployment of the organization whose pk is above `after_pk`,
+    in ascending pk order, `DEPENDENCY_CASCADE_BATCH` per transaction.
+
+    Ascending pk is a topological order (a dependency's pk is below its dependent's), so
+    each is settled after everything it waits on, whichever batch settled that. Each
+    batch commits on its own: an interruption leaves every deployment either settled or
+    still pending (never running on an unmet condition), and the safety net's
+    `dependencies_resolve_all` sweeps again.
+    """
+    cursor: int | None = after_pk
+    while cursor is not None:
+        cursor = retry_on_contention(
+            lambda after=cursor: _sweep_batch(organization_id=organization_id, after_pk=after)
         )
-    )
-    for pk in finished:
-        retry_on_contention(lambda pk=pk: _resolve_in_transaction(pk))
 
 
-def _resolve_in_transaction(finished_id: int) -> None:
+def _sweep_batch(*, organization_id: int, after_pk: int) -> int | None:
+    """Settle the next batch; return the last pk it covered, None when none was left."""
     with transaction.atomic(durable=True):
-        resolve_dependents(finished_ids=[finished_id])
+        ids = list(
+            Deployment.objects.filter(
+                cluster__organization_id=organization_id, status=Status.PENDING, pk__gt=after_pk
+            )
+            .order_by("pk")
+            .values_list("pk", flat=True)[: settings.DEPENDENCY_CASCADE_BATCH]
+        )
+        if not ids:
+            return None
+        _settle_pending([d for d in lock_deployments(ids) if d.status == Status.PENDING])
+    return ids[-1]
+
+
+def dependencies_resolve_all() -> None:
+    """Safety net: sweep every organization with a pending deployment whose dependency
+    has finished, from the first such deployment on."""
+    stale = (
+        Dependency.objects.filter(dependent__status=Status.PENDING, dependency__status__in=FINISHED)
+        .values("dependent__cluster__organization_id")
+        .annotate(first=Min("dependent_id"))
+        .order_by("dependent__cluster__organization_id")
+    )
+    for row in stale:
+        dependencies_sweep(
+            organization_id=row["dependent__cluster__organization_id"], after_pk=row["first"] - 1
+        )

@@ -148,6 +148,16 @@ SCHEDULER_MERGE_WINDOW_MS = env.int("SCHEDULER_MERGE_WINDOW_MS", default=500)
 # --- Bounds on the work one request or one member can cause (docs/operations.md) ------------
 # Items in one deployment's `depends_on`, checked before the items themselves.
 DEPLOYMENT_MAX_DEPENDENCIES = env.int("DEPLOYMENT_MAX_DEPENDENCIES", default=100)
+# Waiting (pending or queued) deployments at once, per cluster and per organization.
+DEPLOYMENT_MAX_WAITING_PER_CLUSTER = env.int("DEPLOYMENT_MAX_WAITING_PER_CLUSTER", default=1_000)
+DEPLOYMENT_MAX_WAITING_PER_ORGANIZATION = env.int(
+    "DEPLOYMENT_MAX_WAITING_PER_ORGANIZATION", default=5_000
+)
+# Longest chain of waiting deployments (each pending on the one before).
+DEPENDENCY_MAX_DEPTH = env.int("DEPENDENCY_MAX_DEPTH", default=100)
+# Deployments settled per transaction when a finished one's dependents are settled;
+# a larger cascade continues in further transactions (docs/scheduling.md).
+DEPENDENCY_CASCADE_BATCH = env.int("DEPENDENCY_CASCADE_BATCH", default=200)
 
 # --- Rate limits (django-ratelimit rates: N/s, N/m, N/h, N/d) -------------------------------
 RATELIMIT_ENABLE = env.bool("RATELIMIT_ENABLE", default=True)

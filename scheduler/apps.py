@@ -6,6 +6,8 @@ class SchedulerConfig(AppConfig):
 
     def ready(self) -> None:
         from clusters.signals import pass_wanted
-        from scheduler.signals import on_pass_wanted
+        from deployments.signals import cascade_left
+        from scheduler.signals import on_cascade_left, on_pass_wanted
 
         pass_wanted.connect(on_pass_wanted, dispatch_uid="scheduler.on_pass_wanted")
+        cascade_left.connect(on_cascade_left, dispatch_uid="scheduler.on_cascade_left")

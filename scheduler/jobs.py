@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 
 from clusters.models import Cluster
-from deployments.services import dependencies_resolve_all
+from deployments.services import dependencies_resolve_all, dependencies_sweep
 from hypervisor.requestid import restored_from_job
 from scheduler.merging import PENDING_KEY, redis_connection
 from scheduler.services import PassResult, schedule_cluster
@@ -73,6 +73,12 @@ def take_turn(cluster_id: int) -> float:
         elif remaining_ms == -1:  # no time to live: not ours; give it one
             connection.pexpire(key, window_ms)
     return time.monotonic() - began
+
+
+def dependencies_sweep_job(organization_id: int, after_pk: int) -> None:
+    """A cascade too large for one transaction, settled in batches (each its own)."""
+    with _database_hygiene(), restored_from_job():
+        dependencies_sweep(organization_id=organization_id, after_pk=after_pk)
 
 
 def safety_net_job() -> list[dict]:

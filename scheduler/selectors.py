@@ -11,6 +11,7 @@ from clusters.models import Cluster
 from deployments.conditions import pending_reason
 from deployments.locking import DeploymentRow
 from deployments.models import HOLDS_ROOM, Deployment, Status
+from deployments.selectors import prefetch_dependency_links
 from scheduler.services import snapshot_of
 
 
@@ -33,10 +34,9 @@ def cluster_queue(*, cluster: Cluster) -> list[QueueItem]:
     rows = list(
         Deployment.objects.filter(
             cluster=cluster, status__in=[Status.PENDING, Status.QUEUED, *HOLDS_ROOM]
-        )
-        .prefetch_related("dependency_links__dependency")
-        .order_by("pk")
+        ).order_by("pk")
     )
+    prefetch_dependency_links(rows)
     schedulable = [d for d in rows if d.status != Status.PENDING]
     snapshot = snapshot_of(cluster, [DeploymentRow.of(d) for d in schedulable], now=timezone.now())
     plan = planner.plan(snapshot)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from scheduler.triggers import request_schedule
+from scheduler.triggers import request_dependencies_sweep, request_schedule
 
 
 def on_pass_wanted(sender, *, cluster_id: int, cause: str = "", **kwargs) -> None:
     """`clusters.signals.pass_wanted`: a change below asks for a pass on commit."""
     request_schedule(cluster_id=cluster_id, cause=cause)
+
+
+def on_cascade_left(sender, *, organization_id: int, after_pk: int, **kwargs) -> None:
+    """`deployments.signals.cascade_left`: a cascade too large for one transaction."""
+    request_dependencies_sweep(organization_id=organization_id, after_pk=after_pk)

@@ -18,8 +18,9 @@ from django.conf import settings
 from django.db import transaction
 from redis.exceptions import RedisError
 
+from deployments.services import dependencies_sweep
 from hypervisor.requestid import job_meta
-from scheduler.jobs import schedule_cluster_job
+from scheduler.jobs import dependencies_sweep_job, schedule_cluster_job
 from scheduler.merging import PENDING_KEY, PENDING_TTL_SECONDS, redis_connection
 from scheduler.services import schedule_cluster
 
@@ -58,3 +59,22 @@ def _enqueue_merged(*, cluster_id: int, cause: str) -> None:
         except RedisError:
             connection.delete(key)
             raise
+
+
+def request_dependencies_sweep(*, organization_id: int, after_pk: int) -> None:
+    """Sweep the organization's pending deployments above `after_pk` once the current
+    transaction commits: an RQ job with Redis, in-process otherwise (or if Redis is down;
+    the safety net also sweeps whatever a lost request leaves)."""
+
+    def dispatch() -> None:
+        if settings.USE_RQ:
+            try:
+                django_rq.get_queue("default", connection=redis_connection()).enqueue(
+                    dependencies_sweep_job, organization_id, after_pk, meta=job_meta()
+                )
+                return
+            except RedisError:
+                logger.warning("redis unavailable; sweeping dependencies in-process")
+        dependencies_sweep(organization_id=organization_id, after_pk=after_pk)
+
+    transaction.on_commit(dispatch)

@@ -1,29 +1,31 @@
 """The pages, under the `web` namespace at the site's root."""
 
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import path, register_converter
 
 from deployments.services import Action
+from hypervisor.converters import IdConverter
 from web import views
 
 app_name = "web"
+register_converter(IdConverter, "id")
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("login/", views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("orgs/<int:organization_id>/", views.dashboard, name="dashboard"),
-    path("orgs/<int:organization_id>/live/", views.dashboard_live, name="dashboard-live"),
+    path("orgs/<id:organization_id>/", views.dashboard, name="dashboard"),
+    path("orgs/<id:organization_id>/live/", views.dashboard_live, name="dashboard-live"),
     path(
-        "orgs/<int:organization_id>/deployments/new/",
+        "orgs/<id:organization_id>/deployments/new/",
         views.deployment_new,
         name="deployment-new",
     ),
-    path("deployments/<int:deployment_id>/", views.deployment_detail, name="deployment"),
-    path("deployments/<int:deployment_id>/live/", views.deployment_live, name="deployment-live"),
+    path("deployments/<id:deployment_id>/", views.deployment_detail, name="deployment"),
+    path("deployments/<id:deployment_id>/live/", views.deployment_live, name="deployment-live"),
     *(
         path(
-            f"deployments/<int:deployment_id>/{action.value}/",
+            f"deployments/<id:deployment_id>/{action.value}/",
             views.deployment_action,
             {"action": action},
             name=f"deployment-{action.value}",

@@ -9,7 +9,7 @@ router.register("organizations", views.OrganizationViewSet, basename="organizati
 member = views.MemberViewSet.as_view({"patch": "partial_update", "delete": "destroy"})
 urlpatterns = [
     re_path(
-        r"^organizations/(?P<organization_pk>[0-9]+)/members/(?P<user_id>[0-9]+)/?$",
+        r"^organizations/(?P<organization_pk>[0-9]{1,18})/members/(?P<user_id>[0-9]{1,18})/?$",
         member,
         name="organization-member",
     ),
