@@ -49,11 +49,13 @@ browser:
 	@command -v chromium
 
 ## test: the whole suite against real PostgreSQL and Redis
+## (over plain HTTP: the secure-by-default redirect and cookie flags are off for it)
 test: $(VENV)/.dev services browser
 	DATABASE_URL=$(TEST_DATABASE_URL) TEST_DATABASE_NAME=$(TEST_DATABASE_NAME) \
 	REDIS_URL=$(TEST_REDIS_URL) SECRET_KEY=test-only-secret-key DEBUG=false \
 	RATELIMIT_LOGIN_IP=10000/m RATELIMIT_LOGIN_USERNAME=10000/m RATELIMIT_REGISTER_IP=10000/h \
 	RATELIMIT_JOIN_USER=10000/m RATELIMIT_UNSAFE_USER=100000/m \
+	SECURE_SSL_REDIRECT=false SESSION_COOKIE_SECURE=false CSRF_COOKIE_SECURE=false \
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## lint: ruff, Django's checks, migrations and the OpenAPI schema

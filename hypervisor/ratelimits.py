@@ -17,6 +17,20 @@ from hypervisor.exceptions import RateLimited
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
+def client_ip_behind_proxy(request: HttpRequest) -> str:
+    """The client's address as the proxy in front saw it: the last entry of
+    `X-Forwarded-For`, the one the proxy itself appended (entries before it are whatever
+    the client sent, and prove nothing). Without the header, the peer's address.
+
+    For `RATELIMIT_IP_META_KEY=hypervisor.ratelimits.client_ip_behind_proxy` (what
+    docker-compose.yml sets): without it, every client shares the proxy's address, and
+    so one bucket per limit.
+    """
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    last = forwarded.rsplit(",", 1)[-1].strip()
+    return last or request.META["REMOTE_ADDR"]
+
+
 def retry_after_seconds(rate: str) -> int:
     """The window length of a rate such as `10/m`: how long a limited client waits at most."""
     _count, period = _split_rate(rate)

@@ -59,6 +59,7 @@ MIDDLEWARE = [
     # First: the request id spans everything below, logs included.
     "ops.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "hypervisor.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -187,14 +188,27 @@ SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=1800)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
-SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
-CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
-SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
-SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
-# Opt-in: both bind every subdomain to HTTPS, and a preload-list entry is hard to undo.
-# The production block of `.env.example` turns them on, as `check --deploy` asks.
-SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
-SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+# Secure by default when DEBUG is off: `check --deploy` is clean with nothing else set.
+# Behind a proxy that terminates TLS, keep them on and set TRUST_X_FORWARDED_PROTO; turn
+# SECURE_SSL_REDIRECT off only where plain HTTP is deliberate (docs/operations.md).
+_SECURE_BY_DEFAULT = not DEBUG
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=_SECURE_BY_DEFAULT)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=_SECURE_BY_DEFAULT)
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=_SECURE_BY_DEFAULT)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000 if not DEBUG else 0)
+# `preload` in the header only allows a submission to the browsers' preload lists, which
+# is a separate, deliberate step (and hard to undo).
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool(
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS", default=_SECURE_BY_DEFAULT
+)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=_SECURE_BY_DEFAULT)
+# Sent with every answer that has none of its own (hypervisor.middleware); empty: none.
+CONTENT_SECURITY_POLICY = env.str(
+    "CONTENT_SECURITY_POLICY",
+    default="default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; object-src 'none'; base-uri 'self'; "
+    "form-action 'self'; frame-ancestors 'none'",
+)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"

@@ -2,14 +2,28 @@
 
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import (
+    SpectacularAPIView,
+    SpectacularRedocView,
+    SpectacularSwaggerSplitView,
+)
+
+from hypervisor.middleware import REDOC_POLICY, with_policy
+
+# 503 with Retry-After while the database is unreachable, else 500 (hypervisor.errors).
+handler500 = "hypervisor.errors.server_error"
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("hypervisor.api_urls")),
     path("api/schema", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
-    path("api/redoc", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    # The split view serves Swagger UI's start-up script as a file: no inline script.
+    path("api/docs", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="swagger-ui"),
+    path(
+        "api/redoc",
+        with_policy(SpectacularRedocView.as_view(url_name="schema"), REDOC_POLICY),
+        name="redoc",
+    ),
     path("api-auth/", include("rest_framework.urls")),
     # /healthz, /readyz, /metrics
     path("", include("ops.urls")),

@@ -87,6 +87,17 @@ def test_check_deploy_is_clean_with_the_production_settings():
     assert "System check identified no issues (0 silenced)." in result.stdout, result.stdout
 
 
+def test_check_deploy_is_clean_with_debug_off_and_nothing_else_set():
+    """Issue 16, finding 12: secure by default. `DEBUG=false` and a key were four
+    warnings (secure cookies, SSL redirect, HSTS)."""
+    env = {**_base_env(), "DEBUG": "false", "SECRET_KEY": secrets.token_urlsafe(50)}
+
+    result = _manage("check", "--deploy", "--fail-level", "WARNING", env=env)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout, result.stdout
+
+
 @pytest.mark.parametrize(
     ("entrypoint", "secret_key"),
     [
