@@ -12,7 +12,7 @@ live in the authentication backend (`accounts.backends.RateLimitedModelBackend`)
   password is checked: the answer is the same whether it was right or not.
 
 Doors turn `LoginRefused` into 429 with `Retry-After` (DRF does it for the API, as for
-any `Throttled`; `accounts.middleware` for the pages).
+any `Throttled`; `hypervisor.ratelimits.RateLimitedMiddleware` for the pages).
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ fixed windows, so a client may burst up to twice a rate across a window boundary
 `Retry-After` is the full window, an upper bound on the wait.
 """
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +16,12 @@ from django_ratelimit.core import _split_rate, is_ratelimited
 from hypervisor.exceptions import RateLimited
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# The reads whose cost grows with what an organization holds: a cluster's queue, the
+# deployment lists, the dashboards and deployment pages with their live parts (polled).
+EXPENSIVE_READS = re.compile(
+    r"^/(?:api/v1/clusters/[0-9]+/queue|api/v1/deployments|orgs/[0-9]+(?:/live)?"
+    r"|deployments/[0-9]+(?:/live)?)/?$"
+)
 
 
 def client_ip_behind_proxy(request: HttpRequest) -> str:
@@ -79,3 +86,52 @@ class UnsafeRequestRateLimitMiddleware:
             ):
                 return rate_limited_response(rate)
         return self.get_response(request)
+
+
+class ExpensiveReadRateLimitMiddleware:
+    """Limit the expensive reads of a logged-in user (`RATELIMIT_READ_USER`)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if request.method == "GET" and EXPENSIVE_READS.match(request.path_info):
+            user = getattr(request, "user", None)
+            rate = settings.RATELIMIT_READ_USER
+            if (
+                user is not None
+                and user.is_authenticated
+                and is_ratelimited(
+                    request,
+                    group="expensive-read",
+                    key="user",
+                    rate=rate,
+                    method=is_ratelimited.ALL,
+                    increment=True,
+                )
+            ):
+                return rate_limited_response(rate)
+        return self.get_response(request)
+
+
+class RateLimitedMiddleware:
+    """A `RateLimited` raised by a page (a refused sign-in at the admin's or the browsable
+    API's door) is 429 with `Retry-After`, as DRF answers it in the API."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, RateLimited):
+            return None
+        wait = int(exception.wait or 60)
+        response = HttpResponse(
+            f"Too many attempts. Try again in {wait} seconds.\n",
+            status=429,
+            content_type="text/plain; charset=utf-8",
+        )
+        response["Retry-After"] = str(wait)
+        return response

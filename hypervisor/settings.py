@@ -66,8 +66,9 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "hypervisor.ratelimits.UnsafeRequestRateLimitMiddleware",
+    "hypervisor.ratelimits.ExpensiveReadRateLimitMiddleware",
     # A refused sign-in on a page (admin, browsable API) is 429 with Retry-After.
-    "accounts.middleware.LoginRefusedMiddleware",
+    "hypervisor.ratelimits.RateLimitedMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -169,6 +170,8 @@ RATELIMIT_LOGIN_USERNAME = env.str("RATELIMIT_LOGIN_USERNAME", default="5/m")
 RATELIMIT_REGISTER_IP = env.str("RATELIMIT_REGISTER_IP", default="20/h")
 RATELIMIT_JOIN_USER = env.str("RATELIMIT_JOIN_USER", default="10/m")
 RATELIMIT_UNSAFE_USER = env.str("RATELIMIT_UNSAFE_USER", default="600/m")
+# The expensive reads (queues, deployment lists, dashboards and their live parts) per user.
+RATELIMIT_READ_USER = env.str("RATELIMIT_READ_USER", default="600/m")
 
 # --- Auth, sessions, CSRF ---------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -15,6 +15,7 @@ from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
 from accounts.tests.factories import PASSWORD, UserFactory
+from clusters.tests.factories import ClusterFactory
 from conftest import client_for
 from orgs.models import Membership
 
@@ -236,7 +237,7 @@ def test_defaults_are_the_documented_rates():
     code = (
         "from django.conf import settings as s; print(s.RATELIMIT_ENABLE, s.RATELIMIT_LOGIN_IP,"
         " s.RATELIMIT_LOGIN_USERNAME, s.RATELIMIT_REGISTER_IP, s.RATELIMIT_JOIN_USER,"
-        " s.RATELIMIT_UNSAFE_USER)"
+        " s.RATELIMIT_UNSAFE_USER, s.RATELIMIT_READ_USER)"
     )
     result = subprocess.run(
         [sys.executable, "-c", f"import django; django.setup(); {code}"],
@@ -248,4 +249,24 @@ def test_defaults_are_the_documented_rates():
         check=True,
     )
 
-    assert result.stdout.split() == ["True", "10/m", "5/m", "20/h", "10/m", "600/m"]
+    assert result.stdout.split() == ["True", "10/m", "5/m", "20/h", "10/m", "600/m", "600/m"]
+
+
+# --- the expensive reads, per user (issue 16, finding 8) ---------------------------------
+
+
+def test_expensive_reads_per_user(settings, owner, organization):
+    settings.RATELIMIT_READ_USER = "3/h"
+    cluster = ClusterFactory(organization=organization)
+    api = client_for(owner)
+    queue = f"/api/v1/clusters/{cluster.pk}/queue"
+
+    reads = [api.get(queue).status_code, api.get("/api/v1/deployments").status_code]
+    reads.append(api.get(f"/orgs/{organization.pk}/live/").status_code)
+    limited = api.get(queue)
+
+    assert reads == [200, 200, 200]
+    _assert_limited(limited, 3600)
+    # Cheap reads are not counted; another user has their own budget.
+    assert api.get("/api/v1/auth/me").status_code == 200
+    assert client_for(UserFactory()).get("/api/v1/deployments").status_code == 200
