@@ -1,5 +1,9 @@
-"""The answer to an uncaught exception: 503 with `Retry-After` when the database is
-unreachable, else 500. JSON under /api/, plain text elsewhere.
+"""Django's error answers, JSON under /api/ (plain text elsewhere).
+
+`server_error`: to an uncaught exception, 503 with `Retry-After` when the database is
+unreachable, else 500. `bad_request`: a request Django refuses before any view (a body
+over `DATA_UPLOAD_MAX_MEMORY_SIZE`, a bad host), 400 with a reason, where Django answered
+an HTML page even to the API.
 
 Django calls `server_error` (the `handler500` of `hypervisor.urls`) from inside the
 `except` block that caught the exception, wherever it was raised (a view, or a
@@ -11,6 +15,8 @@ from __future__ import annotations
 
 import sys
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
@@ -26,14 +32,24 @@ def database_unavailable(error: BaseException | None) -> bool:
     return isinstance(error, (OperationalError, InterfaceError))
 
 
+def _answer(request: HttpRequest, message: str, status: int) -> HttpResponse:
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": message}, status=status)
+    return HttpResponse(message, status=status, content_type="text/plain; charset=utf-8")
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if isinstance(exception, RequestDataTooBig):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return _answer(request, f"The request body is too large: at most {limit} bytes.", 400)
+    return _answer(request, "Bad request.", 400)
+
+
 def server_error(request: HttpRequest) -> HttpResponse:
     unreachable = database_unavailable(sys.exc_info()[1])
     status = 503 if unreachable else 500
     message = "The database is unreachable; try again shortly." if unreachable else "Server error."
-    if request.path.startswith("/api/"):
-        response: HttpResponse = JsonResponse({"detail": message}, status=status)
-    else:
-        response = HttpResponse(message, status=status, content_type="text/plain; charset=utf-8")
+    response = _answer(request, message, status)
     if unreachable:
         response["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
     return response

@@ -12,6 +12,8 @@ from hypervisor.middleware import REDOC_POLICY, with_policy
 
 # 503 with Retry-After while the database is unreachable, else 500 (hypervisor.errors).
 handler500 = "hypervisor.errors.server_error"
+# JSON under /api/ for what Django refuses before any view (an over-large body).
+handler400 = "hypervisor.errors.bad_request"
 
 urlpatterns = [
     path("admin/", admin.site.urls),

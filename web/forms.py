@@ -18,6 +18,7 @@ from django.core.exceptions import ValidationError
 from clusters.models import Cluster
 from deployments.models import MAX_PRIORITY, Condition
 from deployments.services import DependencySpec, DeploymentSpec
+from hypervisor.fields import validate_display_text
 from hypervisor.resources import BY_NAME, Resources
 
 MILLI = Decimal(1000)
@@ -33,7 +34,7 @@ class ClusterChoiceField(forms.ModelChoiceField):
 
 class DeploymentForm(forms.Form):
     cluster = ClusterChoiceField(queryset=Cluster.objects.none(), empty_label=None)
-    name = forms.CharField(max_length=100)
+    name = forms.CharField(max_length=100, validators=[validate_display_text])
     image = forms.CharField(
         max_length=512,
         help_text="A Docker/OCI image reference, e.g. registry.example.com:5000/team/trainer:1.4",

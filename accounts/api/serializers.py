@@ -4,6 +4,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from rest_framework import serializers
 
+from hypervisor import fields as strict
 from hypervisor.serializers import ModelSerializer
 
 
@@ -18,14 +19,14 @@ class UserSerializer(ModelSerializer):
 
 
 class RegisterSerializer(serializers.Serializer):
-    username = serializers.CharField(max_length=150, validators=[UnicodeUsernameValidator()])
-    password = serializers.CharField(max_length=128, write_only=True, trim_whitespace=False)
+    username = strict.CharField(max_length=150, validators=[UnicodeUsernameValidator()])
+    password = strict.CharField(max_length=128, write_only=True, trim_whitespace=False)
     email = serializers.EmailField(required=False, allow_blank=True, default="")
 
 
 class LoginSerializer(serializers.Serializer):
-    username = serializers.CharField(max_length=150)
-    password = serializers.CharField(max_length=128, write_only=True, trim_whitespace=False)
+    username = strict.CharField(max_length=150)
+    password = strict.CharField(max_length=128, write_only=True, trim_whitespace=False)
 
     def validate_username(self, value: str) -> str:
         # As Django's login form (`UsernameField`): the sign-in page and the API agree

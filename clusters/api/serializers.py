@@ -4,6 +4,7 @@ from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from rest_framework import serializers
 
 from clusters.models import MAX_STARVATION_SECONDS, Cluster
+from hypervisor import fields as strict
 from hypervisor.resources import DIMENSIONS, Dimension, Resources
 from hypervisor.serializers import ModelSerializer
 from planner import Policy
@@ -12,7 +13,7 @@ from planner import Policy
 def _api_field(dimension: Dimension) -> serializers.Field:
     maximum = Decimal(dimension.maximum) / dimension.scale
     if dimension.decimals:
-        return serializers.DecimalField(
+        return strict.DecimalField(
             max_digits=len(str(int(maximum))) + dimension.decimals,
             decimal_places=dimension.decimals,
             min_value=Decimal(0),
@@ -20,9 +21,7 @@ def _api_field(dimension: Dimension) -> serializers.Field:
             coerce_to_string=False,
             help_text=dimension.api_help,
         )
-    return serializers.IntegerField(
-        min_value=0, max_value=int(maximum), help_text=dimension.api_help
-    )
+    return strict.IntegerField(min_value=0, max_value=int(maximum), help_text=dimension.api_help)
 
 
 class _ResourcesSerializer(serializers.Serializer):
@@ -71,6 +70,7 @@ ResourcesSerializer = type(
     ]
 )
 class ClusterSerializer(ModelSerializer):
+    name = strict.NameField(max_length=100)
     capacity = ResourcesSerializer()
     allocated = ResourcesSerializer(read_only=True)
     available = ResourcesSerializer(read_only=True)
@@ -80,7 +80,7 @@ class ClusterSerializer(ModelSerializer):
         help_text="`pack` (default): maximize what runs, priority by priority, then "
         "utilization; `fifo`: queue order with backfill. See docs/scheduling.md.",
     )
-    starvation_after_seconds = serializers.IntegerField(
+    starvation_after_seconds = strict.IntegerField(
         min_value=1,
         max_value=MAX_STARVATION_SECONDS,
         allow_null=True,
@@ -108,7 +108,7 @@ class ClusterSerializer(ModelSerializer):
         ]
         read_only_fields = ["id", "created_at", "updated_at"]
         # An integer id: without it, 1.5 would be read as organization 1.
-        extra_kwargs = {"organization": {"pk_field": serializers.IntegerField()}}
+        extra_kwargs = {"organization": {"pk_field": strict.IntegerField()}}
         # Uniqueness of the name is answered by the view (400), not a validator that
         # would need the organization on PATCH.
         validators = []
@@ -122,4 +122,4 @@ class ClusterUpdateSerializer(ClusterSerializer):
 class ClusterFilterSerializer(serializers.Serializer):
     """The list's query parameters: a bad value is 400 naming it, like any field."""
 
-    organization = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
+    organization = strict.IntegerField(required=False, min_value=1, max_value=2**63 - 1)

@@ -13,11 +13,12 @@ from deployments.models import (
     Status,
 )
 from deployments.services import DependencySpec
+from hypervisor import fields as strict
 from hypervisor.serializers import ModelSerializer
 
 
 class DependencyObjectSerializer(serializers.Serializer):
-    deployment = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
+    deployment = strict.IntegerField(min_value=1, max_value=2**63 - 1)
     condition = serializers.ChoiceField(choices=Condition.choices, default=Condition.SUCCEEDED)
 
 
@@ -96,12 +97,13 @@ def _links(deployment: Deployment) -> list[dict]:
 )
 class DeploymentSerializer(ModelSerializer):
     organization = serializers.IntegerField(source="cluster.organization_id", read_only=True)
+    name = strict.NameField(max_length=100)
     resources = ResourcesSerializer()
-    priority = serializers.IntegerField(min_value=0, max_value=MAX_PRIORITY, default=0)
+    priority = strict.IntegerField(min_value=0, max_value=MAX_PRIORITY, default=0)
     preemptible = serializers.BooleanField(default=True)
     # Not trimmed: " ubuntu" or "ubuntu\n" is not a reference, and saying so beats
     # silently storing something other than what was sent.
-    image = serializers.CharField(
+    image = strict.CharField(
         max_length=512, trim_whitespace=False, help_text="A Docker/OCI image reference."
     )
     depends_on = serializers.SerializerMethodField()
@@ -146,7 +148,7 @@ class DeploymentSerializer(ModelSerializer):
             "updated_at",
         ]
         # An integer id: without it, 1.5 would be read as cluster 1.
-        extra_kwargs = {"cluster": {"pk_field": serializers.IntegerField()}}
+        extra_kwargs = {"cluster": {"pk_field": strict.IntegerField()}}
 
     @extend_schema_field(serializers.CharField())
     def get_status_reason(self, deployment: Deployment) -> str:
@@ -195,8 +197,8 @@ class DeploymentCreateSerializer(DeploymentSerializer):
 
 
 class DeploymentFilterSerializer(serializers.Serializer):
-    cluster = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
-    organization = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
+    cluster = strict.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
+    organization = strict.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
     status = serializers.ChoiceField(required=False, choices=Status.choices)
 
 

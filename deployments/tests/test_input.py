@@ -2,9 +2,10 @@
 the create endpoints of clusters and deployments, swept by hand and by hypothesis.
 
 Every refused value is a 4xx naming the field (nested fields by their path) with a
-non-empty reason. DRF's documented coercions stay allowed and are not swept here as
-"bad": a numeric string for a number ("5"), a number for a string (5 -> "5"), and
-1/0/"true"/"false" for a boolean.
+non-empty reason. Two of DRF's coercions stay allowed and are not swept here as "bad":
+an ASCII numeric string for a number ("5"), and 1/0/"true"/"false" for a boolean. A
+number for a string, non-ASCII digits, and control or bidi characters in names are bad
+(issue 16, finding 13; `hypervisor.fields`).
 """
 
 from __future__ import annotations
@@ -69,6 +70,11 @@ CPU_BAD = [
     "-Infinity",
 ]
 ID_BAD = [*ANY_FIELD_BAD, True, False, "abc", "", -1, 0, HUGE, -HUGE]
+# Numbers where strings belong, and characters that spoof what pages and logs show:
+# controls, a right-to-left override, a zero-width joiner, a line separator.
+NOT_A_NAME = [5, 1.5, "a\x07b", "a\x1bb", "evil\u202egnp.exe", "a\u200db", "a\u2028b"]
+# Digits Python's int() and Decimal() read, but that are no JSON or ASCII number.
+NOT_ASCII_DIGITS = ["\u0661", "\uff11", "\u0967"]
 RESOURCES_BAD = [*ANY_FIELD_BAD, "8 cores", 5, True, [1, 2, 3]]
 
 
@@ -96,13 +102,13 @@ def _cluster_body(cluster: Cluster) -> dict:
 
 DEPLOYMENT_BAD: dict[tuple[str, ...], list] = {
     ("cluster",): [*ID_BAD, "cluster-1"],
-    ("name",): [*ANY_FIELD_BAD, True, "", "   ", "x" * 101, "a\x00b"],
-    ("image",): [*ANY_FIELD_BAD, True, "", "x" * 513, "a:b:c:d"],
+    ("name",): [*ANY_FIELD_BAD, True, "", "   ", "x" * 101, "a\x00b", *NOT_A_NAME],
+    ("image",): [*ANY_FIELD_BAD, True, "", "x" * 513, "a:b:c:d", 7, 1.5],
     ("resources",): RESOURCES_BAD,
-    ("resources", "cpu"): [*CPU_BAD, 8.001],
-    ("resources", "ram_mb"): [*INTEGER_BAD, 32769],
-    ("resources", "gpu"): [*INTEGER_BAD, 5],
-    ("priority",): [*INTEGER_BAD, 1_000_001],
+    ("resources", "cpu"): [*CPU_BAD, 8.001, *NOT_ASCII_DIGITS],
+    ("resources", "ram_mb"): [*INTEGER_BAD, 32769, *NOT_ASCII_DIGITS],
+    ("resources", "gpu"): [*INTEGER_BAD, 5, *NOT_ASCII_DIGITS],
+    ("priority",): [*INTEGER_BAD, 1_000_001, *NOT_ASCII_DIGITS],
     ("preemptible",): [*ANY_FIELD_BAD, "maybe", "", 2, -1, 1.5, HUGE],
     ("depends_on",): [
         *(v for v in ANY_FIELD_BAD if v != []),
@@ -130,8 +136,8 @@ DEPLOYMENT_BAD: dict[tuple[str, ...], list] = {
 }
 
 CLUSTER_BAD: dict[tuple[str, ...], list] = {
-    ("organization",): ID_BAD,
-    ("name",): [*ANY_FIELD_BAD, True, "", "x" * 101, "a\x00b"],
+    ("organization",): [*ID_BAD, *NOT_ASCII_DIGITS],
+    ("name",): [*ANY_FIELD_BAD, True, "", "x" * 101, "a\x00b", *NOT_A_NAME],
     ("capacity",): RESOURCES_BAD,
     ("capacity", "cpu"): CPU_BAD,
     ("capacity", "ram_mb"): INTEGER_BAD,
@@ -439,3 +445,48 @@ def test_the_dependency_limit_is_a_setting(api, cluster, settings):
     response = api.post(DEPLOYMENTS, body, format="json")
 
     assert response.json() == {"depends_on": ["Ensure this field has no more than 2 elements."]}
+
+
+# --- strict input (issue 16, finding 13) ---------------------------------------------------
+
+
+@pytest.mark.parametrize("number", ["1e-999999999", "0.0001", "1E-4", "2.5e-3000"])
+def test_json_numbers_are_read_exactly_not_through_floats(api, cluster, number):
+    """`"cpu": 1e-999999999` was stored as 0 (the float underflowed)."""
+    body = json.dumps(_deployment_body(cluster)).replace('"cpu": 1', f'"cpu": {number}')
+
+    response = api.generic("POST", DEPLOYMENTS, body, content_type="application/json")
+
+    _assert_names_field(response, ("resources", "cpu"))
+    assert not Deployment.objects.exists()
+
+
+def test_an_exact_decimal_is_stored_exactly(api, cluster):
+    body = json.dumps(_deployment_body(cluster)).replace('"cpu": 1', '"cpu": 0.125')
+
+    response = api.generic("POST", DEPLOYMENTS, body, content_type="application/json")
+
+    assert response.status_code == 201, response.content
+    assert Deployment.objects.get().cpu == 125
+
+
+@pytest.mark.parametrize("endpoint", [CLUSTERS, DEPLOYMENTS, "/api/v1/auth/login"])
+def test_a_body_over_the_upload_limit_is_a_json_400(api, settings, endpoint):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10_000
+    body = json.dumps({"name": "x" * 20_000})
+
+    response = api.generic("POST", endpoint, body, content_type="application/json")
+
+    assert response.status_code == 400
+    assert "10000 bytes" in response.json()["detail"]
+
+
+def test_an_organization_name_is_a_plain_string(api):
+    misses = _sweep(
+        lambda body: api.post("/api/v1/organizations", body, format="json"),
+        {"name": "acme"},
+        ("name",),
+        NOT_A_NAME,
+    )
+
+    assert misses == []

@@ -1,6 +1,7 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from hypervisor import fields as strict
 from hypervisor.serializers import ModelSerializer
 from orgs.models import Membership, Organization, Role
 
@@ -27,11 +28,11 @@ class OrganizationSerializer(ModelSerializer):
 
 
 class OrganizationCreateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=100)
+    name = strict.NameField(max_length=100)
 
 
 class JoinSerializer(serializers.Serializer):
-    invite_code = serializers.CharField(max_length=64)
+    invite_code = strict.CharField(max_length=64)
 
 
 class JoinedSerializer(serializers.Serializer):
