@@ -11,6 +11,7 @@ from django.db.models import Q
 
 from hypervisor.exceptions import Conflict
 from orgs.models import Membership, Organization, Role, new_invite_code
+from orgs.selectors import role_permissions
 
 
 class LastOwnerError(Conflict):
@@ -67,46 +68,93 @@ def organization_delete(*, organization: Organization) -> None:
 
 
 def _lock_and_check_target(
-    *, target: Membership, new_role: Role | None, may_touch_owners: bool
+    *,
+    target: Membership,
+    new_role: Role | None,
+    may_touch_owners: bool,
+    actor: AbstractBaseUser | None,
+    permission: str | None,
 ) -> None:
-    """Lock the target and the organization's owners, then check the owner rules.
+    """Lock the target, the organization's owners and the actor's own membership, then
+    check the rules on the locked rows.
 
     Rows are locked in pk order, so two concurrent demotions cannot both pass, and the
-    checks use the locked rows rather than `target` as the caller read it, which a
-    concurrent promotion may have made stale: only someone who may touch owners changes
-    an owner (or makes one), and the organization keeps at least one owner. The query
-    filters on `group_id`, without joining `auth_group`: FOR UPDATE would lock the
-    joined rows too, and the owner group's row is shared by every organization.
+    checks use the locked rows rather than what the caller read before, which a
+    concurrent change may have made stale: the actor's role is read again here (two
+    owners demoting each other at once: the second finds itself no longer an owner),
+    only someone who may touch owners changes an owner (or makes one), and the
+    organization keeps at least one owner. `actor` None (the admin, staff): then
+    `may_touch_owners` says. The query filters on `group_id`, without joining
+    `auth_group`: FOR UPDATE would lock the joined rows too, and the owner group's row
+    is shared by every organization.
     """
     owner_group_id = _role_group(Role.OWNER).pk
-    locked = dict(
-        Membership.objects.select_for_update()
+    wanted = Q(group_id=owner_group_id) | Q(pk=target.pk)
+    if actor is not None:
+        wanted |= Q(user_id=actor.pk)
+    locked = {
+        pk: (user_id, group_id)
+        for pk, user_id, group_id in Membership.objects.select_for_update()
         .filter(organization_id=target.organization_id)
-        .filter(Q(group_id=owner_group_id) | Q(pk=target.pk))
+        .filter(wanted)
         .order_by("pk")
-        .values_list("pk", "group_id")
-    )
+        .values_list("pk", "user_id", "group_id")
+    }
     if target.pk not in locked:
         raise Membership.DoesNotExist("The member is no longer in the organization.")
-    target_is_owner = locked[target.pk] == owner_group_id
+    if actor is not None and permission is not None:
+        actor_group = next((g for u, g in locked.values() if u == actor.pk), None)
+        granted = frozenset() if actor_group is None else role_permissions(group_id=actor_group)
+        if permission not in granted:
+            raise PermissionDenied("Your role in this organization does not allow this action.")
+        may_touch_owners = "orgs.assign_owner" in granted
+    target_is_owner = locked[target.pk][1] == owner_group_id
     if not may_touch_owners and (target_is_owner or new_role == Role.OWNER):
         raise PermissionDenied("Only an owner can make owners or change an owner's membership.")
-    owners = [pk for pk, group_id in locked.items() if group_id == owner_group_id]
+    owners = [pk for pk, (_user, group_id) in locked.items() if group_id == owner_group_id]
     if target_is_owner and new_role != Role.OWNER and owners == [target.pk]:
         raise LastOwnerError("An organization must keep at least one owner.")
 
 
-def membership_change_role(*, target: Membership, role: Role, may_touch_owners: bool) -> Membership:
-    """Give a member another role; the organization keeps at least one owner."""
+def membership_change_role(
+    *,
+    target: Membership,
+    role: Role,
+    actor: AbstractBaseUser | None = None,
+    may_touch_owners: bool = False,
+) -> Membership:
+    """Give a member another role; the organization keeps at least one owner.
+
+    `actor`: the member asking, whose role is checked again under the locks (see
+    `_lock_and_check_target`); without one, `may_touch_owners` decides (staff)."""
     with transaction.atomic():
-        _lock_and_check_target(target=target, new_role=role, may_touch_owners=may_touch_owners)
+        _lock_and_check_target(
+            target=target,
+            new_role=role,
+            may_touch_owners=may_touch_owners,
+            actor=actor,
+            permission="orgs.change_membership",
+        )
         target.group = _role_group(role)
         target.save(update_fields=["group"])
     return target
 
 
-def membership_remove(*, target: Membership, may_touch_owners: bool) -> None:
-    """Remove a member; the organization keeps at least one owner."""
+def membership_remove(
+    *,
+    target: Membership,
+    actor: AbstractBaseUser | None = None,
+    may_touch_owners: bool = False,
+) -> None:
+    """Remove a member, or let a member leave; the organization keeps at least one owner."""
+    leaving = actor is not None and actor.pk == target.user_id
     with transaction.atomic():
-        _lock_and_check_target(target=target, new_role=None, may_touch_owners=may_touch_owners)
+        _lock_and_check_target(
+            target=target,
+            new_role=None,
+            may_touch_owners=may_touch_owners or leaving,
+            actor=actor,
+            # Any member may leave; removing someone else takes the permission.
+            permission=None if leaving else "orgs.delete_membership",
+        )
         target.delete()

@@ -150,9 +150,6 @@ class MemberViewSet(viewsets.GenericViewSet):
             user=self.request.user, organization_id=self.kwargs.get("organization_pk", 0)
         )
 
-    def _may_touch_owners(self, target: Membership) -> bool:
-        return "orgs.assign_owner" in org_permissions(self.request, target.organization_id)
-
     def _target(self) -> Membership:
         return get_object_or_404(self.get_queryset(), user_id=self.kwargs["user_id"])
 
@@ -177,9 +174,8 @@ class MemberViewSet(viewsets.GenericViewSet):
         require_org_permission(request, target.organization_id, "orgs.change_membership")
         if Role.OWNER in (role, target.role):
             require_org_permission(request, target.organization_id, "orgs.assign_owner")
-        services.membership_change_role(
-            target=target, role=role, may_touch_owners=self._may_touch_owners(target)
-        )
+        # The service checks the caller's role again, under the row locks.
+        services.membership_change_role(target=target, role=role, actor=request.user)
         return Response(MemberSerializer(target).data)
 
     @extend_schema(
@@ -198,7 +194,7 @@ class MemberViewSet(viewsets.GenericViewSet):
             require_org_permission(request, target.organization_id, "orgs.delete_membership")
             if target.role == Role.OWNER:
                 require_org_permission(request, target.organization_id, "orgs.assign_owner")
-        # Leaving: any member, owners included (the last owner is still refused).
-        may_touch_owners = target.user_id == request.user.pk or self._may_touch_owners(target)
-        services.membership_remove(target=target, may_touch_owners=may_touch_owners)
+        # Leaving: any member, owners included (the last owner is still refused). The
+        # service checks the caller's role again, under the row locks.
+        services.membership_remove(target=target, actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)

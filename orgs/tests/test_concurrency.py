@@ -132,3 +132,22 @@ def test_a_demotion_in_progress_does_not_hold_up_other_organizations():
         release.set()
         holder.join(timeout=10)
     assert Membership.objects.owners().filter(user=founder).count() == 1
+
+
+def test_of_three_owners_two_demoting_each_other_do_not_both_succeed():
+    """Issue 16, finding 9: the caller's own role was checked before the row locks and not
+    again under them, so A demoted B while B, already demoted, demoted A (28 of 30)."""
+    outcomes = []
+    for _ in range(ROUNDS):
+        organization = OrganizationFactory()
+        first = MembershipFactory(organization=organization, role=Role.OWNER).user
+        second = MembershipFactory(organization=organization, role=Role.OWNER).user
+        MembershipFactory(organization=organization, role=Role.OWNER)
+
+        statuses = _run_together(
+            _demote(first, organization, second), _demote(second, organization, first)
+        )
+
+        outcomes.append(sorted(statuses))
+        assert Membership.objects.owners().filter(organization=organization).count() == 2
+    assert all(statuses == [200, 403] for statuses in outcomes), outcomes
