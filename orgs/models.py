@@ -94,3 +94,30 @@ class Membership(models.Model):
     @property
     def role(self) -> Role:
         return Role(self.group.name)
+
+
+class FormerMembership(models.Model):
+    """The role a user had when they left (or were removed from) an organization.
+
+    Joining again with an invite code gives the lower of `developer` and this role: a
+    member demoted to viewer does not leave and rejoin as a developer.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="former_memberships"
+    )
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="former_memberships"
+    )
+    group = models.ForeignKey(Group, on_delete=models.PROTECT, related_name="+")
+    left_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "organization"], name="former_membership_one_per_user_and_org"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} formerly in {self.organization} ({self.group.name})"

@@ -10,7 +10,7 @@ from django.db import transaction
 from django.db.models import Q
 
 from hypervisor.exceptions import Conflict
-from orgs.models import Membership, Organization, Role, new_invite_code
+from orgs.models import FormerMembership, Membership, Organization, Role, new_invite_code
 from orgs.selectors import role_permissions
 
 
@@ -39,15 +39,26 @@ def organization_create(*, actor: AbstractBaseUser, name: str) -> Organization:
     return organization
 
 
+# Roles from least to most power: joining again gives at most what one had on leaving.
+_ROLE_RANK = {Role.VIEWER: 0, Role.DEVELOPER: 1, Role.ADMIN: 2, Role.OWNER: 3}
+
+
 def organization_join(*, actor: AbstractBaseUser, invite_code: str) -> Membership:
-    """Join by invite code as a developer; joining twice keeps the existing role."""
+    """Join by invite code as a developer; joining twice keeps the existing role, and
+    someone who left (or was removed) comes back with at most the role they had then."""
     organization = Organization.objects.filter(invite_code=invite_code).first()
     if organization is None:
         raise ValidationError({"invite_code": ["Unknown invite code."]})
+    role = Role.DEVELOPER
+    former = (
+        FormerMembership.objects.filter(user=actor, organization=organization)
+        .values_list("group__name", flat=True)
+        .first()
+    )
+    if former is not None and _ROLE_RANK[Role(former)] < _ROLE_RANK[role]:
+        role = Role(former)
     membership, _created = Membership.objects.select_related("group", "organization").get_or_create(
-        user=actor,
-        organization=organization,
-        defaults={"group": _role_group(Role.DEVELOPER)},
+        user=actor, organization=organization, defaults={"group": _role_group(role)}
     )
     return membership
 
@@ -74,9 +85,9 @@ def _lock_and_check_target(
     may_touch_owners: bool,
     actor: AbstractBaseUser | None,
     permission: str | None,
-) -> None:
-    """Lock the target, the organization's owners and the actor's own membership, then
-    check the rules on the locked rows.
+) -> int:
+    """Lock the target, the organization's owners and the actor's own membership, check
+    the rules on the locked rows, and return the target's group as locked.
 
     Rows are locked in pk order, so two concurrent demotions cannot both pass, and the
     checks use the locked rows rather than what the caller read before, which a
@@ -114,6 +125,7 @@ def _lock_and_check_target(
     owners = [pk for pk, (_user, group_id) in locked.items() if group_id == owner_group_id]
     if target_is_owner and new_role != Role.OWNER and owners == [target.pk]:
         raise LastOwnerError("An organization must keep at least one owner.")
+    return locked[target.pk][1]
 
 
 def membership_change_role(
@@ -149,12 +161,17 @@ def membership_remove(
     """Remove a member, or let a member leave; the organization keeps at least one owner."""
     leaving = actor is not None and actor.pk == target.user_id
     with transaction.atomic():
-        _lock_and_check_target(
+        group_id = _lock_and_check_target(
             target=target,
             new_role=None,
             may_touch_owners=may_touch_owners or leaving,
             actor=actor,
             # Any member may leave; removing someone else takes the permission.
             permission=None if leaving else "orgs.delete_membership",
+        )
+        FormerMembership.objects.update_or_create(
+            user_id=target.user_id,
+            organization_id=target.organization_id,
+            defaults={"group_id": group_id},
         )
         target.delete()

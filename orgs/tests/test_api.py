@@ -212,6 +212,38 @@ def test_joining_twice_keeps_the_existing_role(as_user, organization, role):
     assert organization.memberships.filter(user=member).count() == 1
 
 
+@pytest.mark.parametrize("how", ["leaves", "is removed"])
+def test_a_member_demoted_to_viewer_who_leaves_rejoins_as_a_viewer(
+    as_user, organization, owner, developer, how
+):
+    """Issue 16, finding 7: demoted to viewer, left, rejoined with the same code as a
+    developer."""
+    member = f"{ORGS}/{organization.pk}/members/{developer.pk}"
+    assert as_user(owner).patch(member, {"role": "viewer"}, format="json").status_code == 200
+    remover = developer if how == "leaves" else owner
+    assert as_user(remover).delete(member).status_code == 204
+
+    response = as_user(developer).post(
+        f"{ORGS}/join", {"invite_code": organization.invite_code}, format="json"
+    )
+
+    assert response.status_code == 200
+    assert response.json()["role"] == "viewer"
+    assert _role_of(organization, developer) == "viewer"
+
+
+@pytest.mark.parametrize("role", [Role.ADMIN, Role.DEVELOPER])
+def test_a_member_who_left_rejoins_as_at_most_a_developer(as_user, organization, owner, role):
+    user = MembershipFactory(organization=organization, role=role).user
+    assert as_user(user).delete(f"{ORGS}/{organization.pk}/members/{user.pk}").status_code == 204
+
+    response = as_user(user).post(
+        f"{ORGS}/join", {"invite_code": organization.invite_code}, format="json"
+    )
+
+    assert response.json()["role"] == "developer"
+
+
 # --- invite code ------------------------------------------------------------------------
 
 
