@@ -6,7 +6,10 @@ header on every request, like a browser or script of a real user. Logging out is
 out (it would end the session for every later case).
 
 Checks: no 5xx (`not_a_server_error`), and every answer as the schema says (status
-code, content type, headers, body).
+code, content type, headers, body). Then the hardening probes: the hostile requests of
+issue 16's findings (an over-long `depends_on`, numbers for strings, inexact or
+non-ASCII numbers, spoofing characters, an over-large body, huge ids), each answered
+with its expected 4xx.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,3 +111,119 @@ def _cases(output: str) -> int:
     """The number of generated test cases schemathesis reports."""
     found = re.findall(r"(\d[\d,]*) generated", output)
     return sum(int(x.replace(",", "")) for x in found[-1:]) if found else 0
+
+
+# --- the hardening probes (issue 16): each finding's hostile request, against the live
+# stack; schemathesis's generators would rarely hit them. Each is (what, method, path,
+# body as JSON text, the statuses that are right).
+_DEPLOYMENT = (
+    '{{"cluster": {cluster}, "name": {name}, "image": {image}, '
+    '"resources": {{"cpu": {cpu}, "ram_mb": 64, "gpu": 0}}, "depends_on": {depends_on}}}'
+)
+HUGE_ID = "9223372036854775808"
+
+
+def _deployment(cluster: int, **fields: str) -> str:
+    values = {"name": '"probe"', "image": '"python:3.11"', "cpu": "1", "depends_on": "[]"}
+    return _DEPLOYMENT.format(cluster=cluster, **{**values, **fields})
+
+
+def hardening_probes(cluster: int, organization: int) -> list[tuple]:
+    return [
+        (
+            "180,000 dependencies",
+            "POST",
+            "/api/v1/deployments",
+            _deployment(cluster, depends_on="[" + ",".join(["1"] * 180_000) + "]"),
+            {400},
+        ),
+        (
+            "a number for the image",
+            "POST",
+            "/api/v1/deployments",
+            _deployment(cluster, image="7"),
+            {400},
+        ),
+        (
+            "a number for the name",
+            "POST",
+            "/api/v1/deployments",
+            _deployment(cluster, name="5"),
+            {400},
+        ),
+        (
+            "cpu 1e-999999999",
+            "POST",
+            "/api/v1/deployments",
+            _deployment(cluster, cpu="1e-999999999"),
+            {400},
+        ),
+        (
+            "an Arabic-Indic digit",
+            "POST",
+            "/api/v1/deployments",
+            _deployment(cluster, cpu='"\\u0661"'),
+            {400},
+        ),
+        (
+            "a right-to-left override in a name",
+            "POST",
+            "/api/v1/deployments",
+            _deployment(cluster, name='"evil\\u202egnp.exe"'),
+            {400},
+        ),
+        (
+            "a control character in an organization name",
+            "POST",
+            "/api/v1/organizations",
+            '{"name": "a\\u0007b"}',
+            {400},
+        ),
+        (
+            "a body over the upload limit",
+            "POST",
+            "/api/v1/organizations",
+            '{"name": "' + "x" * 3_000_000 + '"}',
+            {400},
+        ),
+        ("a huge id in a page path", "GET", f"/orgs/{HUGE_ID}/", None, {404}),
+        (
+            "a huge id in a member path",
+            "PATCH",
+            f"/api/v1/organizations/{organization}/members/{HUGE_ID}",
+            '{"role": "viewer"}',
+            {404},
+        ),
+    ]
+
+
+@dataclass
+class ProbeResult:
+    what: str
+    status: int
+    seconds: float
+    json: bool
+    right: bool
+
+
+def run_hardening_probes(base_url: str) -> list[ProbeResult]:
+    """Send each probe as a member of an organization; right = an expected status, with a
+    JSON body under /api/, and never a 5xx."""
+    client = fuzz_user(base_url)
+    me = client.call("me", "GET", "/api/v1/auth/me").json()
+    organization = me["memberships"][0]["organization"]
+    cluster = client.call("clusters", "GET", "/api/v1/clusters").json()["results"][0]["id"]
+    results = []
+    for what, method, path, body, expected in hardening_probes(cluster, organization):
+        headers = {"Content-Type": "application/json"}
+        if method != "GET":
+            headers["X-CSRFToken"] = client.session.cookies["csrftoken"]
+        began = time.perf_counter()
+        response = client.session.request(
+            method, base_url + path, data=body, headers=headers, timeout=60
+        )
+        seconds = time.perf_counter() - began
+        is_json = response.headers.get("Content-Type", "").startswith("application/json")
+        right = response.status_code in expected and (is_json or not path.startswith("/api/"))
+        results.append(ProbeResult(what, response.status_code, seconds, is_json, right))
+    return results

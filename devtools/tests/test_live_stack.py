@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import pytest
 from django.conf import settings
 
-from devtools.bench.fuzz import run_schemathesis
+from devtools.bench.fuzz import run_hardening_probes, run_schemathesis
 from devtools.bench.runs import LoadShape, load_run
 from devtools.bench.stack import Stack, StackConfig
 
@@ -70,3 +70,11 @@ def test_a_bounded_fuzz_run_finds_no_server_error_and_no_schema_violation(stack)
     result = run_schemathesis(stack.url, max_examples=3, seed=7)
     assert result.passed, result.output[-6000:]
     assert result.cases >= 200, result.output[-2000:]
+
+
+def test_the_hardening_probes_are_answered_right(stack):
+    """Issue 16's hostile requests against the real stack (gunicorn, PostgreSQL)."""
+    results = run_hardening_probes(stack.url)
+
+    assert [r for r in results if not r.right] == [], results
+    assert stack.count_5xx_in_logs() == 0
