@@ -5,9 +5,15 @@ count is reached whatever the password, without a word about whether it was righ
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth.forms import UsernameField
+from django.core.exceptions import ValidationError
 from django.test import Client
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
+from accounts.logins import normalize_username
 from accounts.tests.factories import PASSWORD, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -110,3 +116,15 @@ def test_a_locked_out_page_says_the_same_for_a_right_and_a_wrong_password(settin
         for r in (right, wrong)
     ]
     assert lines[0] == lines[1]
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(raw=st.text(max_size=20))
+def test_the_counter_key_is_the_username_the_login_form_checks(raw):
+    """Property: whatever spelling a client sends, the counter's key is the key of the
+    username Django's login form hands to `authenticate` (stripped, NFKC)."""
+    try:
+        form_username = UsernameField().clean(raw)
+    except ValidationError:
+        return  # empty once stripped: the form refuses it before any password check
+    assert normalize_username(raw) == normalize_username(form_username)

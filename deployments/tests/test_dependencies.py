@@ -13,6 +13,7 @@ import contextlib
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.test import override_settings
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
@@ -212,3 +213,20 @@ def test_impossible_and_foreign_dependencies_are_refused():
         actor=actor, cluster=cluster, spec=spec(DependencySpec(done.pk, Condition.FINISHED))
     )
     assert met.status in (Status.QUEUED, Status.RUNNING)
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_random_dags_keep_the_guarantees_when_cascades_go_in_batches(batch):
+    """Issue 16: with a tiny `DEPENDENCY_CASCADE_BATCH` nearly every cascade is left to
+    the sweep after the commit (in-process here, in short transactions of `batch`
+    deployments): the same guarantees hold after every step."""
+    with override_settings(DEPENDENCY_CASCADE_BATCH=batch):
+        run_state_machine_as_test(
+            DependencyMachine,
+            settings=settings(
+                max_examples=8,
+                stateful_step_count=25,
+                deadline=None,
+                suppress_health_check=[HealthCheck.too_slow],
+            ),
+        )

@@ -11,8 +11,10 @@ number for a string, non-ASCII digits, and control or bidi characters in names a
 from __future__ import annotations
 
 import json
+import unicodedata
 
 import pytest
+from django.core.exceptions import ValidationError as DjangoValidationError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -20,6 +22,7 @@ from clusters.models import Cluster
 from clusters.tests.factories import ClusterFactory
 from deployments.models import Deployment
 from deployments.tests.factories import DeploymentFactory
+from hypervisor.fields import validate_display_text
 
 pytestmark = pytest.mark.django_db
 
@@ -490,3 +493,19 @@ def test_an_organization_name_is_a_plain_string(api):
     )
 
     assert misses == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=st.text(min_size=1, max_size=30))
+def test_a_name_is_refused_exactly_when_it_holds_a_character_that_does_not_show(name):
+    """Property over any text: refused iff some character is a control, format,
+    surrogate, private-use, unassigned or separator character."""
+    hidden = any(
+        unicodedata.category(c) in {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"} for c in name
+    )
+    try:
+        validate_display_text(name)
+    except DjangoValidationError:
+        assert hidden
+    else:
+        assert not hidden
