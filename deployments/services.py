@@ -122,7 +122,7 @@ def _create(*, actor: AbstractBaseUser, cluster: Cluster, spec: DeploymentSpec) 
             queued_at=None if unmet else now,
             status_reason=waiting_for_dependencies_reason(unmet) if unmet else "",
         )
-        links = Dependency.objects.bulk_create(
+        Dependency.objects.bulk_create(
             Dependency(
                 dependent=deployment,
                 dependency=dependencies[d.deployment_id],
@@ -130,10 +130,6 @@ def _create(*, actor: AbstractBaseUser, cluster: Cluster, spec: DeploymentSpec) 
             )
             for d in spec.depends_on
         )
-        # What the API shows of the new deployment is all here: its answer needs no
-        # re-read (the links as a prefetch would give them, in dependency order).
-        links.sort(key=lambda link: link.dependency_id)
-        deployment._prefetched_objects_cache = {"dependency_links": links}
         record_created(deployment, actor=actor, at=now)
         if not unmet:
             want_pass(cluster_id=cluster.pk)
