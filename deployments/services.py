@@ -7,7 +7,7 @@ it refuses is `InvalidTransition` (409). Locks follow the order in `clusters.loc
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -37,6 +37,7 @@ from deployments.statemachine import (
     record_created,
     transition,
 )
+from deployments.workloads import validate_command, validate_env
 from hypervisor.contention import retry_on_contention
 from hypervisor.resources import Resources
 
@@ -63,6 +64,8 @@ class DeploymentSpec:
     priority: int = 0
     preemptible: bool = True
     depends_on: tuple[DependencySpec, ...] = ()
+    command: list[str] | None = None
+    env: dict[str, str] = field(default_factory=dict)
 
 
 # --- creation ---------------------------------------------------------------------------
@@ -85,6 +88,8 @@ def _validate_spec(*, cluster: Cluster, spec: DeploymentSpec) -> None:
         validate_image_reference(spec.image)
     except ValidationError as error:
         raise ValidationError({"image": error.messages}) from error
+    validate_command(spec.command)
+    validate_env(spec.env)
     if not spec.resources.fits_in(cluster.capacity):
         dims = [d.api_field for d in spec.resources.lacking(cluster.capacity)]
         raise ValidationError(
@@ -117,6 +122,8 @@ def _create(*, actor: AbstractBaseUser, cluster: Cluster, spec: DeploymentSpec) 
             **spec.resources.fields(),
             priority=spec.priority,
             preemptible=spec.preemptible,
+            command=spec.command,
+            env=spec.env,
             created_by=actor,
             status=Status.PENDING if unmet else Status.QUEUED,
             queued_at=None if unmet else now,
