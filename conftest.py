@@ -48,6 +48,13 @@ def docker_engine(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
+def _no_runtime_watcher(settings):
+    """No background timer threads reconciling runtimes behind a test's back: tests that
+    need a reconciliation ask for it (scheduler.lifecycle.reconcile_runtime)."""
+    settings.RUNTIME_WATCH_SECONDS = 0
+
+
+@pytest.fixture(autouse=True)
 def _in_process_scheduling(request, settings):
     """Passes run in-process after commit (the embedded mode) unless a test is marked
     `rq`, which exercises the real queue and a real worker instead."""

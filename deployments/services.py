@@ -27,12 +27,22 @@ from deployments.conditions import (
 from deployments.images import validate_image_reference
 from deployments.limits import check_chain_depth, check_waiting_limits
 from deployments.locking import lock_deployments
-from deployments.models import FINISHED, HOLDS_ROOM, Condition, Dependency, Deployment, Status
+from deployments.models import (
+    FINISHED,
+    HOLDS_ROOM,
+    Condition,
+    Dependency,
+    Deployment,
+    DeploymentLog,
+    Status,
+)
 from deployments.signals import leave_cascade
 from deployments.statemachine import (
+    RULES,
     Action,
     DependencyAction,
     InvalidTransition,
+    RuntimeAction,
     lifecycle_of,
     record_created,
     transition,
@@ -391,3 +401,85 @@ def dependencies_resolve_all() -> None:
         dependencies_sweep(
             organization_id=row["dependent__cluster__organization_id"], after_pk=row["first"] - 1
         )
+
+
+# --- what a runtime reports -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RuntimeReport:
+    """A runtime's confirmation or news about one deployment's workload.
+
+    `log`, when given, replaces the kept lines (the last `DeploymentLog.MAX_LINES`).
+    """
+
+    action: RuntimeAction
+    reason: str
+    exit_code: int | None = None
+    log: list[str] | None = None
+    source: str = ""
+
+
+def deployment_report(*, deployment_id: int, report: RuntimeReport) -> bool:
+    """Apply a runtime's report if the deployment's status still allows it.
+
+    Reports race with people and passes (a cancel while a start is confirmed): one that
+    no longer applies is dropped and answers False. A report that releases room asks
+    for a pass; one that finishes the deployment settles its dependents.
+    """
+    return retry_on_contention(lambda: _report(deployment_id=deployment_id, report=report))
+
+
+def _report(*, deployment_id: int, report: RuntimeReport) -> bool:
+    cluster_id = (
+        Deployment.objects.filter(pk=deployment_id).values_list("cluster_id", flat=True).first()
+    )
+    if cluster_id is None:
+        return False
+    with transaction.atomic(durable=True):
+        cluster = lock_cluster(cluster_id)  # lock order step 1
+        locked = lock_deployments([deployment_id])  # step 2
+        if cluster is None or not locked:
+            return False
+        [deployment] = locked
+        if deployment.status not in RULES[report.action].sources:
+            return False
+        held_room = deployment.status in HOLDS_ROOM
+        moved = transition(
+            deployment,
+            report.action,
+            cluster=cluster,
+            reason=report.reason,
+            lifecycle=lifecycle_of(cluster),
+        )
+        if report.exit_code is not None and moved.status in FINISHED:
+            deployment.exit_code = report.exit_code
+            deployment.save(update_fields=["exit_code"])
+        if report.log is not None:
+            _keep_log(deployment, report.log, source=report.source)
+        if moved.status in FINISHED and not resolve_dependents(finished_ids=[deployment.pk]):
+            leave_cascade(organization_id=cluster.organization_id, after_pk=deployment.pk)
+        if held_room and moved.status not in HOLDS_ROOM:
+            ended = "ending" if moved.status in FINISHED else "stopping"
+            want_pass(cluster_id=cluster.pk, cause=f"deployment {deployment.pk} {ended}")
+    return True
+
+
+def _keep_log(deployment: Deployment, lines: list[str], *, source: str) -> None:
+    """The last lines, without NUL characters (PostgreSQL's JSON cannot hold them)."""
+    kept = [line.replace("\x00", "") for line in lines[-DeploymentLog.MAX_LINES :]]
+    DeploymentLog.objects.update_or_create(
+        deployment=deployment,
+        defaults={
+            "lines": kept,
+            "truncated": len(lines) > DeploymentLog.MAX_LINES,
+            "source": source,
+        },
+    )
+
+
+def deployment_note(*, deployment_id: int, status: str, reason: str) -> None:
+    """Say why a deployment waits in its status (an unreachable runtime), unless it moved."""
+    Deployment.objects.filter(pk=deployment_id, status=status).exclude(status_reason=reason).update(
+        status_reason=reason, updated_at=timezone.now()
+    )

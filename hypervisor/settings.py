@@ -172,6 +172,11 @@ RUNTIME_RETRY_WAIT_SECONDS = env.float("RUNTIME_RETRY_WAIT_SECONDS", default=0.2
 # The circuit breaker per runtime: failed calls in a row that open it, seconds it stays open.
 RUNTIME_BREAKER_FAIL_MAX = env.int("RUNTIME_BREAKER_FAIL_MAX", default=5)
 RUNTIME_BREAKER_RESET_SECONDS = env.int("RUNTIME_BREAKER_RESET_SECONDS", default=30)
+# A stop: the stop signal, then a kill after this many seconds.
+RUNTIME_STOP_GRACE_SECONDS = env.float("RUNTIME_STOP_GRACE_SECONDS", default=10)
+# While deployments run on a runtime, it is reconciled (exits noticed) this often; 0: only
+# by the passes and the safety net.
+RUNTIME_WATCH_SECONDS = env.float("RUNTIME_WATCH_SECONDS", default=2)
 
 RATELIMIT_ENABLE = env.bool("RATELIMIT_ENABLE", default=True)
 RATELIMIT_USE_CACHE = "default"
