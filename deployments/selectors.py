@@ -98,20 +98,21 @@ class LogView:
 
 
 def deployment_logs(*, deployment: Deployment, tail: int) -> LogView:
-    """The kept lines once the workload ended; before that, read from the runtime (one
-    engine call, made here, outside any lock). A manual cluster has no output."""
+    """While the deployment holds room its workload exists: read the runtime (one engine
+    call, made here, outside any lock). Otherwise the lines kept when it last ended.
+    A manual cluster runs nothing, so it has no output."""
     runtime = deployment.cluster.runtime
     if runtime is None:
         return LogView([], False, MANUAL)
+    if deployment.status in HOLDS_ROOM:
+        try:
+            # One line more than asked: whether there was more to show.
+            lines = gateway_for(runtime).logs(workload_name(deployment.pk), tail=tail + 1)
+            return LogView(lines[-tail:], len(lines) > tail, runtime.kind)
+        except RuntimeUnavailable:
+            pass  # the runtime's status says why; show what was kept, if anything
     kept = DeploymentLog.objects.filter(deployment=deployment).first()
-    if kept is not None:
-        truncated = kept.truncated or len(kept.lines) > tail
-        return LogView(kept.lines[-tail:], truncated, kept.source)
-    if deployment.started_at is None:
-        return LogView([], False, runtime.kind)  # never started: no workload yet
-    try:
-        # One line more than asked: whether there was more to show.
-        lines = gateway_for(runtime).logs(workload_name(deployment.pk), tail=tail + 1)
-    except RuntimeUnavailable:
-        lines = []  # the runtime's status says why; the kept lines come at the end
-    return LogView(lines[-tail:], len(lines) > tail, runtime.kind)
+    if kept is None:
+        return LogView([], False, runtime.kind)
+    truncated = kept.truncated or len(kept.lines) > tail
+    return LogView(kept.lines[-tail:], truncated, kept.source)

@@ -16,6 +16,7 @@ from orgs.models import Organization
 from runtime.backends import BACKENDS
 from runtime.models import Health, Kind, Runtime
 from runtime.selectors import runtime_get
+from runtime.signals import runtime_reachable_again
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}", re.ASCII)
 _OPTION_KEY = re.compile(r"[a-z][a-z0-9_]{0,63}", re.ASCII)
@@ -117,4 +118,6 @@ def runtime_record_status(*, runtime_id: int, status: Health, detail: str) -> No
     """Record what the last call found; `status_since` moves only when the status does."""
     now = timezone.now()
     changed = Runtime.objects.filter(pk=runtime_id).filter(~Q(status=status))
-    changed.update(status=status, status_since=now, status_detail=detail[:2000])
+    updated = changed.update(status=status, status_since=now, status_detail=detail[:2000])
+    if updated and status == Health.OK:
+        runtime_reachable_again.send(sender=Runtime, runtime_id=runtime_id)

@@ -85,11 +85,14 @@ class DockerEngine:
         raise RuntimeError(f"dockerd did not answer in {timeout}s; see {d / 'dockerd.log'}")
 
     def kill(self) -> None:
-        """SIGKILL, as a crash would: containers keep running under their shims."""
+        """SIGKILL to dockerd and the containerd it runs, as a crash of the engine would."""
         if self.process is not None:
-            self.process.send_signal(signal.SIGKILL)
+            os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
             self.process = None
+            # Its containerd may linger as a zombie nobody reaps here (no init that
+            # does): a stale pid file would make the next dockerd wait for it.
+            (self.directory / "exec" / "containerd" / "containerd.pid").unlink(missing_ok=True)
 
     def stop(self) -> None:
         if self.process is None:

@@ -7,8 +7,10 @@ called here where the watcher (RUNTIME_WATCH_SECONDS) would call it.
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
+from collections import Counter
 
 import pytest
 
@@ -19,11 +21,13 @@ from deployments.models import Deployment, DeploymentLog, Status
 from deployments.services import Action, DeploymentSpec, deployment_act, deployment_create
 from deployments.workloads import workload_name
 from hypervisor.resources import Resources
+from runtime.gateway import forget_breakers
 from runtime.labels import INSTALLATION_LABEL, installation_id
 from runtime.models import Runtime
 from runtime.services import RuntimeSpec, runtime_add
-from runtime.tests.engines import TEST_IMAGE
+from runtime.tests.engines import TEST_IMAGE, DockerEngine
 from scheduler.lifecycle import reconcile_runtime
+from scheduler.runtimeaudit import audit_runtimes
 from scheduler.runtimework import run_runtime_work
 
 pytestmark = [pytest.mark.engine, pytest.mark.django_db(transaction=True)]
@@ -227,3 +231,68 @@ def test_an_unreachable_runtime_starts_nothing_new_and_says_why(cluster, runtime
     assert first.status == Status.STARTING  # placed before anyone knew: it keeps its room
     assert second.status == Status.QUEUED
     assert f"runtime {runtime.name} is unreachable since" in second.status_reason
+
+
+def test_the_audit_compares_the_runtime_with_the_database(cluster, runtime, docker_engine):
+    deployment = submit(cluster, ["sleep", "30"])
+    assert audit_runtimes() == []
+    stray = docker_engine.client().containers.run(
+        TEST_IMAGE,
+        ["sleep", "30"],
+        labels={INSTALLATION_LABEL: installation_id(), "io.hypervisor.deployment": "424242"},
+        detach=True,
+        network_mode="none",
+    )
+    try:
+        [violation] = audit_runtimes()
+        assert (violation.guarantee, violation.deployment_id) == ("runtime", 424242)
+        assert "without holding room" in violation.message
+    finally:
+        stray.remove(force=True)
+    deployment.refresh_from_db()
+    assert deployment.status == Status.RUNNING
+
+
+def test_dockerd_killed_and_restarted_during_starts(tmp_path_factory, settings):
+    """Nothing lost, no duplicate container, the audit clean once it answers again."""
+    engine = DockerEngine(tmp_path_factory.mktemp("dockerd-crash"))
+    engine.start()
+    try:
+        engine.build_test_image()
+        runtime = runtime_add(
+            spec=RuntimeSpec(
+                name="crashing",
+                kind="docker",
+                endpoint=engine.endpoint,
+                options={"network": "none", "pull": "never"},
+                credentials={},
+            )
+        )
+        cluster = ClusterFactory(capacity_cpu=8000, capacity_ram_mb=4096, capacity_gpu=0)
+        Cluster.objects.filter(pk=cluster.pk).update(runtime=runtime)
+        cluster.refresh_from_db()
+        killer = threading.Timer(0.5, engine.kill)
+        killer.start()
+        deployments = [submit(cluster, ["sleep", "60"], name=f"d{i}") for i in range(12)]
+        killer.join()
+        statuses = Counter(
+            Deployment.objects.filter(cluster=cluster).values_list("status", flat=True)
+        )
+        assert statuses[Status.STARTING] > 0, statuses  # some were placed while it was down
+        engine.start()
+        settings.RUNTIME_BREAKER_RESET_SECONDS = 0
+        forget_breakers()
+        run_runtime_work(cluster_id=cluster.pk)
+        reconcile_runtime(runtime_id=runtime.pk)
+        final = {d.pk: Deployment.objects.get(pk=d.pk) for d in deployments}
+        # Every deployment is accounted for: running, or ended with a reason.
+        assert all(d.status in {Status.RUNNING, Status.FAILED} for d in final.values()), [
+            (d.status, d.status_reason) for d in final.values()
+        ]
+        names = [c.name for c in engine.client().containers.list(all=True)]
+        assert len(names) == len(set(names))
+        running = [d for d in final.values() if d.status == Status.RUNNING]
+        assert sorted(names) == sorted(workload_name(d.pk) for d in running)
+        assert audit_runtimes() == []
+    finally:
+        engine.stop()
