@@ -110,17 +110,23 @@ class DockerEngine:
         self.process = None
 
     def build_test_image(self) -> str:
-        """The busybox image, FROM scratch (no registry needed); returns its tag."""
-        if not BUSYBOX.exists():
-            raise RuntimeError("busybox-static is missing: `make engines` installs it.")
-        context = io.BytesIO()
-        with tarfile.open(fileobj=context, mode="w") as tar:
-            dockerfile = tarfile.TarInfo("Dockerfile")
-            dockerfile.size = len(_DOCKERFILE)
-            tar.addfile(dockerfile, io.BytesIO(_DOCKERFILE))
-            tar.add(str(BUSYBOX), arcname="busybox")
-        context.seek(0)
         client = self.client()
-        client.images.build(fileobj=context, custom_context=True, tag=TEST_IMAGE, rm=True)
-        client.close()
-        return TEST_IMAGE
+        try:
+            return build_test_image(client)
+        finally:
+            client.close()
+
+
+def build_test_image(client: docker.DockerClient) -> str:
+    """The busybox image, FROM scratch (no registry needed); returns its tag."""
+    if not BUSYBOX.exists():
+        raise RuntimeError("busybox-static is missing: `make engines` installs it.")
+    context = io.BytesIO()
+    with tarfile.open(fileobj=context, mode="w") as tar:
+        dockerfile = tarfile.TarInfo("Dockerfile")
+        dockerfile.size = len(_DOCKERFILE)
+        tar.addfile(dockerfile, io.BytesIO(_DOCKERFILE))
+        tar.add(str(BUSYBOX), arcname="busybox")
+    context.seek(0)
+    client.images.build(fileobj=context, custom_context=True, tag=TEST_IMAGE, rm=True)
+    return TEST_IMAGE
