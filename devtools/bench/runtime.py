@@ -14,6 +14,8 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from django.conf import settings
+
 from accounts.tests.factories import UserFactory
 from clusters.models import Cluster
 from deployments.models import Deployment, Status
@@ -111,6 +113,7 @@ class RuntimeBench:
         return Latencies(f"reconcile, {workloads} labelled containers", seconds)
 
     def clean_up(self) -> None:
+        settings.RUNTIME_STOP_GRACE_SECONDS = 0  # `sleep` as PID 1 ignores TERM: kill at once
         for deployment in Deployment.objects.filter(cluster=self.docker, status=Status.RUNNING):
             self._cancel(deployment)
         self.organization.delete()
