@@ -8,7 +8,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 COPY requirements.txt .
-RUN pip install -r requirements.txt
+# libvirt-python builds against libvirt's headers; the build tools leave after it, the
+# library (libvirt0) stays.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libvirt0 libvirt-dev pkg-config gcc \
+ && pip install -r requirements.txt \
+ && apt-get purge -y --auto-remove libvirt-dev pkg-config gcc \
+ && rm -rf /var/lib/apt/lists/*
 
 COPY . .
 # Static files are part of the image (whitenoise serves them); collectstatic needs no

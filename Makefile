@@ -9,17 +9,18 @@ TEST_DATABASE_NAME ?= test_hypervisor
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 PYTEST_ARGS ?=
 
-.PHONY: run test worker lint format services browser demo clean
+.PHONY: run test worker lint format services browser engines build-deps demo clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.runtime: requirements.txt | $(BIN)/python
+# libvirt-python is built from source against Debian's libvirt-dev, found by pkg-config.
+$(VENV)/.runtime: requirements.txt | $(BIN)/python build-deps
 	$(BIN)/pip install --quiet -r requirements.txt
 	touch $@
 
-$(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
+$(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python build-deps
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $(VENV)/.runtime $@
 
@@ -48,9 +49,28 @@ browser:
 	    "the browser tests need it (apt-get install chromium)." >&2; exit 1; }
 	@command -v chromium
 
+## build-deps: what pip needs to build libvirt-python; installed with apt-get when missing
+build-deps:
+	@pkg-config --exists libvirt 2>/dev/null && command -v gcc >/dev/null || \
+	  (export DEBIAN_FRONTEND=noninteractive; apt-get update && \
+	   apt-get install -y --no-install-recommends libvirt-dev pkg-config gcc) || \
+	  { echo "ERROR: libvirt-dev, pkg-config and gcc are missing and apt-get could not" \
+	    "install them; pip needs them to build libvirt-python." >&2; exit 1; }
+
+## engines: the real engines of the runtime tests (Docker's dockerd, static busybox for
+## the test images); installed with apt-get when missing. The tests start their own
+## dockerd on a private socket (runtime/tests/engines.py).
+engines:
+	@command -v dockerd >/dev/null && dpkg-query -W -f='$${Status}' busybox-static 2>/dev/null | \
+	  grep -q "ok installed" || (export DEBIAN_FRONTEND=noninteractive; apt-get update && \
+	  apt-get install -y --no-install-recommends docker.io busybox-static) || \
+	  { echo "ERROR: dockerd or busybox-static is missing and apt-get could not install" \
+	    "them; the runtime tests need them (apt-get install docker.io busybox-static)." >&2; \
+	  exit 1; }
+
 ## test: the whole suite against real PostgreSQL and Redis
 ## (over plain HTTP: the secure-by-default redirect and cookie flags are off for it)
-test: $(VENV)/.dev services browser
+test: $(VENV)/.dev services browser engines
 	DATABASE_URL=$(TEST_DATABASE_URL) TEST_DATABASE_NAME=$(TEST_DATABASE_NAME) \
 	REDIS_URL=$(TEST_REDIS_URL) SECRET_KEY=test-only-secret-key DEBUG=false \
 	RATELIMIT_LOGIN_IP=10000/m RATELIMIT_LOGIN_USERNAME=10000/m RATELIMIT_REGISTER_IP=10000/h \

@@ -11,6 +11,8 @@ from accounts.tests.factories import UserFactory
 from orgs.models import Role
 from orgs.selectors import forget_role_permissions
 from orgs.tests.factories import MembershipFactory, OrganizationFactory
+from runtime.gateway import forget_breakers
+from runtime.tests.engines import DockerEngine
 
 
 @pytest.fixture(autouse=True)
@@ -22,6 +24,34 @@ def _fresh_cache():
     yield
     cache.clear()
     forget_role_permissions()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_breakers():
+    """Circuit breakers and engine connections are per process: none carries over."""
+    forget_breakers()
+    yield
+    forget_breakers()
+
+
+@pytest.fixture(scope="session")
+def docker_engine(tmp_path_factory):
+    """A real dockerd of this test session's own (runtime/tests/engines.py), with the
+    busybox test image built; stopped, with its containers, at the end."""
+    engine = DockerEngine(tmp_path_factory.mktemp("dockerd", numbered=True))
+    engine.start()
+    try:
+        engine.build_test_image()
+        yield engine
+    finally:
+        engine.stop()
+
+
+@pytest.fixture(autouse=True)
+def _no_runtime_watcher(settings):
+    """No background timer threads reconciling runtimes behind a test's back: tests that
+    need a reconciliation ask for it (scheduler.lifecycle.reconcile_runtime)."""
+    settings.RUNTIME_WATCH_SECONDS = 0
 
 
 @pytest.fixture(autouse=True)

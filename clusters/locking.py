@@ -1,6 +1,8 @@
 """Cluster row locks, and THE LOCK ORDER that every transaction follows.
 
 THE LOCK ORDER (every transaction that takes more than one lock follows it):
+  0. a runtime row (`runtime.locking`), only to attach a cluster to it or to change an
+     attached cluster's capacity: the sum of its clusters' capacities is checked under it;
   1. cluster rows, by ascending pk (here);
   2. then deployment rows, by ascending pk (`deployments.locking`).
 A transaction never takes a cluster lock after a deployment lock. Dependencies always

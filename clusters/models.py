@@ -8,6 +8,7 @@ from django.db.models import F, Q
 from hypervisor.resources import DIMENSIONS, NAMES, Dimension, Resources
 from orgs.models import Organization
 from planner import DEFAULT_POLICY, POLICIES
+from runtime.models import Runtime
 
 MAX_STARVATION_SECONDS = 365 * 24 * 3600
 
@@ -52,6 +53,14 @@ class Cluster(models.Model):
         max_length=8, choices=[(name, name) for name in POLICIES], default=DEFAULT_POLICY.value
     )
     starvation_after_seconds = models.PositiveIntegerField(null=True, blank=True)
+    runtime = models.ForeignKey(
+        Runtime,
+        on_delete=models.PROTECT,  # a runtime in use is not removed under its clusters
+        null=True,
+        blank=True,
+        related_name="clusters",
+        help_text="Where its deployments run; empty: manual (nothing is started).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -21,7 +21,7 @@ def with_counts(clusters: QuerySet[Cluster]) -> QuerySet[Cluster]:
 
 def cluster_list(*, user, organization_id: int | None = None) -> ClusterQuerySet:
     """The caller's clusters, with counts of running and waiting deployments."""
-    clusters = with_counts(Cluster.objects.visible_to(user))
+    clusters = with_counts(Cluster.objects.visible_to(user).select_related("runtime"))
     if organization_id is not None:
         clusters = clusters.filter(organization_id=organization_id)
     return clusters.order_by("id")

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Sum
+from django.db.models.functions import Coalesce
 
 from clusters.locking import lock_cluster
 from clusters.models import Cluster
@@ -16,6 +18,9 @@ from hypervisor.exceptions import Conflict
 from hypervisor.resources import Resources
 from orgs.models import Organization
 from planner import Policy
+from runtime.locking import lock_runtime
+from runtime.models import Runtime
+from runtime.selectors import runtime_available
 
 DUPLICATE_NAME = "A cluster with this name already exists in the organization."
 
@@ -28,6 +33,10 @@ class CapacityError(Conflict):
     """A capacity change would leave running work without room."""
 
 
+class RuntimeBusy(Conflict):
+    """The runtime cannot change while deployments hold room on it."""
+
+
 @dataclass(frozen=True)
 class ClusterChanges:
     """Fields to change; None means unchanged (starvation uses `starvation_set`)."""
@@ -37,6 +46,8 @@ class ClusterChanges:
     policy: Policy | None = None
     starvation_after_seconds: int | None = None
     starvation_set: bool = False
+    runtime: str | None = None  # a runtime's name; None with runtime_set: manual
+    runtime_set: bool = False
 
 
 def cluster_create(
@@ -46,17 +57,23 @@ def cluster_create(
     capacity: Resources,
     policy: Policy = Policy.PACK,
     starvation_after_seconds: int | None = None,
+    runtime: str | None = None,
 ) -> Cluster:
-    """Create a cluster; a name already taken in the organization is a `ValidationError`."""
+    """Create a cluster; a name already taken in the organization is a `ValidationError`,
+    and so is a runtime that is unknown, not available to it, or without room for it."""
     cluster = Cluster(
         organization=organization,
         name=name,
         policy=policy.value,
         starvation_after_seconds=starvation_after_seconds,
+        runtime=_available_runtime(organization_id=organization.pk, name=runtime),
     )
     cluster.set_capacity(capacity)
     try:
         with transaction.atomic():  # a savepoint, so that we may still query after
+            if cluster.runtime is not None:
+                lock_runtime(cluster.runtime.pk)
+                _check_runtime_room(cluster=cluster)
             cluster.save()
     except IntegrityError:
         # Two requests raced for one name: the unique constraint chose; same 400 as a
@@ -73,10 +90,28 @@ def cluster_update(*, cluster_id: int, changes: ClusterChanges) -> Cluster:
 
 
 def _update(*, cluster_id: int, changes: ClusterChanges) -> Cluster:
+    current = Cluster.objects.filter(pk=cluster_id).values("organization_id", "runtime_id").first()
+    if current is None:
+        raise Cluster.DoesNotExist("The cluster no longer exists.")
+    new_runtime = None
+    if changes.runtime_set:
+        new_runtime = _available_runtime(
+            organization_id=current["organization_id"], name=changes.runtime
+        )
     with transaction.atomic(durable=True):
+        # Lock order: the runtime row whose sum of capacities may grow, then the cluster.
+        runtime_id = new_runtime.pk if new_runtime else current["runtime_id"]
+        if runtime_id is not None:
+            lock_runtime(runtime_id)
         cluster = lock_cluster(cluster_id)
         if cluster is None:
             raise Cluster.DoesNotExist("The cluster no longer exists.")
+        if not changes.runtime_set and cluster.runtime_id not in (None, runtime_id):
+            # Re-attached between our read and our lock (rare): lock that one too. Out of
+            # order, so a deadlock is possible; PostgreSQL detects it and we retry.
+            lock_runtime(cluster.runtime_id)
+        if changes.runtime_set:
+            _change_runtime(cluster=cluster, runtime=new_runtime)
         before = cluster.capacity
         if changes.capacity is not None:
             if not cluster.allocated.fits_in(changes.capacity):
@@ -93,11 +128,64 @@ def _update(*, cluster_id: int, changes: ClusterChanges) -> Cluster:
             cluster.policy = changes.policy.value
         if changes.starvation_set:
             cluster.starvation_after_seconds = changes.starvation_after_seconds
+        if cluster.runtime_id is not None and (changes.runtime_set or changes.capacity):
+            _check_runtime_room(cluster=cluster)
         cause = _change_cause(before=before, after=cluster.capacity, changes=changes)
         cluster.save()
         # Capacity, policy and reservations all change what the planner would do.
         want_pass(cluster_id=cluster.pk, cause=cause)
     return cluster
+
+
+def _available_runtime(*, organization_id: int, name: str | None) -> Runtime | None:
+    if name is None:
+        return None
+    runtime = runtime_available(name=name, organization_id=organization_id)
+    if runtime is None:
+        raise ValidationError(
+            {"runtime": [f"No runtime named {name!r} is available to this organization."]}
+        )
+    return runtime
+
+
+def _change_runtime(*, cluster: Cluster, runtime: Runtime | None) -> None:
+    """Attach, change or detach; refused while deployments hold room (their workloads
+    run on the current runtime)."""
+    if (runtime.pk if runtime else None) == cluster.runtime_id:
+        return
+    if cluster.allocated != Resources(0, 0, 0):
+        raise RuntimeBusy(
+            "Deployments hold room on this cluster (starting, running or stopping); "
+            "its runtime can change once none does."
+        )
+    cluster.runtime = runtime
+
+
+def _check_runtime_room(*, cluster: Cluster) -> None:
+    """The capacities of a runtime's clusters may not sum above its own (400).
+    The caller holds the runtime row's lock."""
+    runtime = cluster.runtime
+    if not runtime.has_capacity:
+        return
+    others = Cluster.objects.filter(runtime=runtime).exclude(pk=cluster.pk)
+    taken = others.aggregate(
+        cpu=Coalesce(Sum("capacity_cpu"), 0),
+        ram_mb=Coalesce(Sum("capacity_ram_mb"), 0),
+        gpu=Coalesce(Sum("capacity_gpu"), 0),
+    )
+    total = Resources(taken["cpu"], taken["ram_mb"], taken["gpu"]) + cluster.capacity
+    limit = Resources(runtime.capacity_cpu, runtime.capacity_ram_mb, runtime.capacity_gpu)
+    if not total.fits_in(limit):
+        raise ValidationError(
+            {
+                "capacity": [
+                    f"Runtime {runtime.name!r} has room for {limit.cpu / 1000:g} CPU, "
+                    f"{limit.ram_mb} MiB RAM and {limit.gpu} GPU in all; its other clusters "
+                    f"take {taken['cpu'] / 1000:g} CPU, {taken['ram_mb']} MiB and "
+                    f"{taken['gpu']} GPU."
+                ]
+            }
+        )
 
 
 def _change_cause(*, before: Resources, after: Resources, changes: ClusterChanges) -> str:

@@ -54,6 +54,10 @@ class Deployment(models.Model):
     # One field per resource dimension (its request): added below, from the registry.
     priority = models.IntegerField(default=0)
     preemptible = models.BooleanField(default=True)
+    command = models.JSONField(
+        null=True, blank=True, help_text="Replaces the image's command; null: the image's own."
+    )
+    env = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices)
     status_reason = models.TextField(blank=True, default="")
     stopping_to = models.CharField(
@@ -64,6 +68,9 @@ class Deployment(models.Model):
         help_text="The status a stopping deployment takes once its runtime confirms the stop.",
     )
     preemption_count = models.PositiveIntegerField(default=0)
+    exit_code = models.IntegerField(
+        null=True, blank=True, help_text="The workload's exit code, once it exited."
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,
@@ -197,3 +204,22 @@ class DeploymentEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.deployment_id}: {self.from_status or 'new'} -> {self.to_status}"
+
+
+class DeploymentLog(models.Model):
+    """The last lines of a deployment's output, kept when its workload ends."""
+
+    MAX_LINES = 1000
+
+    deployment = models.OneToOneField(
+        Deployment, on_delete=models.CASCADE, primary_key=True, related_name="log"
+    )
+    lines = models.JSONField(default=list)
+    truncated = models.BooleanField(
+        default=False, help_text="The workload wrote more lines than are kept."
+    )
+    source = models.CharField(max_length=16, help_text="The runtime kind that ran it.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"log of {self.deployment_id}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from django.db.models import Count, Expression, Prefetch, Q, prefetch_related_objects
 
@@ -13,9 +14,15 @@ from deployments.models import (
     Dependency,
     Deployment,
     DeploymentEvent,
+    DeploymentLog,
     DeploymentQuerySet,
     Status,
 )
+from deployments.workloads import workload_name
+from runtime.backends.base import RuntimeUnavailable
+from runtime.gateway import gateway_for
+
+MANUAL = "manual"
 
 
 def deployment_list(
@@ -79,3 +86,33 @@ def cluster_counts() -> dict[str, Callable[[], Expression]]:
 def active_work(cluster: Cluster) -> int:
     """Deployments of `cluster` that wait or hold room: it may not be deleted then."""
     return cluster.deployments.filter(status__in=[*WAITING, *HOLDS_ROOM]).count()
+
+
+@dataclass(frozen=True)
+class LogView:
+    """The last lines of a deployment's output; `source` is the runtime kind."""
+
+    lines: list[str]
+    truncated: bool
+    source: str
+
+
+def deployment_logs(*, deployment: Deployment, tail: int) -> LogView:
+    """While the deployment holds room its workload exists: read the runtime (one engine
+    call, made here, outside any lock). Otherwise the lines kept when it last ended.
+    A manual cluster runs nothing, so it has no output."""
+    runtime = deployment.cluster.runtime
+    if runtime is None:
+        return LogView([], False, MANUAL)
+    if deployment.status in HOLDS_ROOM:
+        try:
+            # One line more than asked: whether there was more to show.
+            lines = gateway_for(runtime).logs(workload_name(deployment.pk), tail=tail + 1)
+            return LogView(lines[-tail:], len(lines) > tail, runtime.kind)
+        except RuntimeUnavailable:
+            pass  # the runtime's status says why; show what was kept, if anything
+    kept = DeploymentLog.objects.filter(deployment=deployment).first()
+    if kept is None:
+        return LogView([], False, runtime.kind)
+    truncated = kept.truncated or len(kept.lines) > tail
+    return LogView(kept.lines[-tail:], truncated, kept.source)

@@ -7,7 +7,7 @@ it refuses is `InvalidTransition` (409). Locks follow the order in `clusters.loc
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -27,16 +27,27 @@ from deployments.conditions import (
 from deployments.images import validate_image_reference
 from deployments.limits import check_chain_depth, check_waiting_limits
 from deployments.locking import lock_deployments
-from deployments.models import FINISHED, HOLDS_ROOM, Condition, Dependency, Deployment, Status
+from deployments.models import (
+    FINISHED,
+    HOLDS_ROOM,
+    Condition,
+    Dependency,
+    Deployment,
+    DeploymentLog,
+    Status,
+)
 from deployments.signals import leave_cascade
 from deployments.statemachine import (
+    RULES,
     Action,
     DependencyAction,
     InvalidTransition,
+    RuntimeAction,
     lifecycle_of,
     record_created,
     transition,
 )
+from deployments.workloads import validate_command, validate_env
 from hypervisor.contention import retry_on_contention
 from hypervisor.resources import Resources
 
@@ -63,6 +74,8 @@ class DeploymentSpec:
     priority: int = 0
     preemptible: bool = True
     depends_on: tuple[DependencySpec, ...] = ()
+    command: list[str] | None = None
+    env: dict[str, str] = field(default_factory=dict)
 
 
 # --- creation ---------------------------------------------------------------------------
@@ -85,6 +98,8 @@ def _validate_spec(*, cluster: Cluster, spec: DeploymentSpec) -> None:
         validate_image_reference(spec.image)
     except ValidationError as error:
         raise ValidationError({"image": error.messages}) from error
+    validate_command(spec.command)
+    validate_env(spec.env)
     if not spec.resources.fits_in(cluster.capacity):
         dims = [d.api_field for d in spec.resources.lacking(cluster.capacity)]
         raise ValidationError(
@@ -117,6 +132,8 @@ def _create(*, actor: AbstractBaseUser, cluster: Cluster, spec: DeploymentSpec) 
             **spec.resources.fields(),
             priority=spec.priority,
             preemptible=spec.preemptible,
+            command=spec.command,
+            env=spec.env,
             created_by=actor,
             status=Status.PENDING if unmet else Status.QUEUED,
             queued_at=None if unmet else now,
@@ -384,3 +401,85 @@ def dependencies_resolve_all() -> None:
         dependencies_sweep(
             organization_id=row["dependent__cluster__organization_id"], after_pk=row["first"] - 1
         )
+
+
+# --- what a runtime reports -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RuntimeReport:
+    """A runtime's confirmation or news about one deployment's workload.
+
+    `log`, when given, replaces the kept lines (the last `DeploymentLog.MAX_LINES`).
+    """
+
+    action: RuntimeAction
+    reason: str
+    exit_code: int | None = None
+    log: list[str] | None = None
+    source: str = ""
+
+
+def deployment_report(*, deployment_id: int, report: RuntimeReport) -> bool:
+    """Apply a runtime's report if the deployment's status still allows it.
+
+    Reports race with people and passes (a cancel while a start is confirmed): one that
+    no longer applies is dropped and answers False. A report that releases room asks
+    for a pass; one that finishes the deployment settles its dependents.
+    """
+    return retry_on_contention(lambda: _report(deployment_id=deployment_id, report=report))
+
+
+def _report(*, deployment_id: int, report: RuntimeReport) -> bool:
+    cluster_id = (
+        Deployment.objects.filter(pk=deployment_id).values_list("cluster_id", flat=True).first()
+    )
+    if cluster_id is None:
+        return False
+    with transaction.atomic(durable=True):
+        cluster = lock_cluster(cluster_id)  # lock order step 1
+        locked = lock_deployments([deployment_id])  # step 2
+        if cluster is None or not locked:
+            return False
+        [deployment] = locked
+        if deployment.status not in RULES[report.action].sources:
+            return False
+        held_room = deployment.status in HOLDS_ROOM
+        moved = transition(
+            deployment,
+            report.action,
+            cluster=cluster,
+            reason=report.reason,
+            lifecycle=lifecycle_of(cluster),
+        )
+        if report.exit_code is not None and moved.status in FINISHED:
+            deployment.exit_code = report.exit_code
+            deployment.save(update_fields=["exit_code"])
+        if report.log is not None:
+            _keep_log(deployment, report.log, source=report.source)
+        if moved.status in FINISHED and not resolve_dependents(finished_ids=[deployment.pk]):
+            leave_cascade(organization_id=cluster.organization_id, after_pk=deployment.pk)
+        if held_room and moved.status not in HOLDS_ROOM:
+            ended = "ending" if moved.status in FINISHED else "stopping"
+            want_pass(cluster_id=cluster.pk, cause=f"deployment {deployment.pk} {ended}")
+    return True
+
+
+def _keep_log(deployment: Deployment, lines: list[str], *, source: str) -> None:
+    """The last lines, without NUL characters (PostgreSQL's JSON cannot hold them)."""
+    kept = [line.replace("\x00", "") for line in lines[-DeploymentLog.MAX_LINES :]]
+    DeploymentLog.objects.update_or_create(
+        deployment=deployment,
+        defaults={
+            "lines": kept,
+            "truncated": len(lines) > DeploymentLog.MAX_LINES,
+            "source": source,
+        },
+    )
+
+
+def deployment_note(*, deployment_id: int, status: str, reason: str) -> None:
+    """Say why a deployment waits in its status (an unreachable runtime), unless it moved."""
+    Deployment.objects.filter(pk=deployment_id, status=status).exclude(status_reason=reason).update(
+        status_reason=reason, updated_at=timezone.now()
+    )

@@ -147,12 +147,9 @@ def step(action: AnyAction, current: str, *, lifecycle: Lifecycle, stopping_to: 
 
 
 def lifecycle_of(cluster: Cluster) -> Lifecycle:
-    """Who starts and stops the cluster's deployments.
-
-    The seam for runtimes: no cluster has one yet (issue 13 adds `Cluster.runtime`, and
-    then this answers RUNTIME for a cluster that has one), so every cluster is manual.
-    """
-    return Lifecycle.MANUAL
+    """Who starts and stops the cluster's deployments: its runtime when it has one
+    (which confirms each start and stop), else nobody (manual)."""
+    return Lifecycle.RUNTIME if cluster.runtime_id is not None else Lifecycle.MANUAL
 
 
 # --- the single form: one deployment, under its lock ---------------------------------

@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "django_rq",
     "accounts",
     "orgs",
+    "runtime",
     "clusters",
     "deployments",
     "scheduler",
@@ -162,6 +163,21 @@ DEPENDENCY_MAX_DEPTH = env.int("DEPENDENCY_MAX_DEPTH", default=100)
 DEPENDENCY_CASCADE_BATCH = env.int("DEPENDENCY_CASCADE_BATCH", default=200)
 
 # --- Rate limits (django-ratelimit rates: N/s, N/m, N/h, N/d) -------------------------------
+# Runtimes (docs/runtimes.md). This installation's workload label; empty: a random id
+# kept in the database.
+HYPERVISOR_INSTALLATION_ID = env.str("HYPERVISOR_INSTALLATION_ID", default="")
+# Calls to a runtime: tries per call, and the first backoff wait (doubling, with jitter).
+RUNTIME_RETRY_ATTEMPTS = env.int("RUNTIME_RETRY_ATTEMPTS", default=3)
+RUNTIME_RETRY_WAIT_SECONDS = env.float("RUNTIME_RETRY_WAIT_SECONDS", default=0.2)
+# The circuit breaker per runtime: failed calls in a row that open it, seconds it stays open.
+RUNTIME_BREAKER_FAIL_MAX = env.int("RUNTIME_BREAKER_FAIL_MAX", default=5)
+RUNTIME_BREAKER_RESET_SECONDS = env.int("RUNTIME_BREAKER_RESET_SECONDS", default=30)
+# A stop: the stop signal, then a kill after this many seconds.
+RUNTIME_STOP_GRACE_SECONDS = env.float("RUNTIME_STOP_GRACE_SECONDS", default=10)
+# While deployments run on a runtime, it is reconciled (exits noticed) this often; 0: only
+# by the passes and the safety net.
+RUNTIME_WATCH_SECONDS = env.float("RUNTIME_WATCH_SECONDS", default=2)
+
 RATELIMIT_ENABLE = env.bool("RATELIMIT_ENABLE", default=True)
 RATELIMIT_USE_CACHE = "default"
 RATELIMIT_IP_META_KEY = env.str("RATELIMIT_IP_META_KEY", default="REMOTE_ADDR")

@@ -135,6 +135,39 @@ class ClusterCollector(Collector):
         yield from (capacity, allocated, running, waiting)
 
 
+class RuntimeCollector(Collector):
+    """Each runtime's reachability and circuit breaker (runtime.gateway), at scrape time."""
+
+    def describe(self) -> list:
+        return []
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        from ops.selectors import runtime_gauges  # like ClusterCollector: after Django's setup
+
+        labels = ["runtime", "kind"]
+        up = GaugeMetricFamily(
+            "hypervisor_runtime_up",
+            "1 when the last calls reached the runtime, 0 while it is unreachable.",
+            labels=labels,
+        )
+        since = GaugeMetricFamily(
+            "hypervisor_runtime_status_since_seconds",
+            "Unix time of the runtime's last status change.",
+            labels=labels,
+        )
+        breaker = GaugeMetricFamily(
+            "hypervisor_runtime_breaker_open",
+            "1 while the runtime's circuit breaker is open (calls paused), else 0.",
+            labels=labels,
+        )
+        for row in runtime_gauges():
+            ids = [row.name, row.kind]
+            up.add_metric(ids, 1 if row.reachable else 0)
+            since.add_metric(ids, row.status_since)
+            breaker.add_metric(ids, 1 if row.breaker_open else 0)
+        yield from (up, since, breaker)
+
+
 class QueueCollector(Collector):
     """Jobs waiting in each RQ queue (with REDIS_URL): a growing queue means the
     workers do not keep up. Redis being down is /readyz's business, not a scrape error."""
@@ -169,6 +202,7 @@ def scrape_registry() -> CollectorRegistry:
         for metric in scheduler_metrics().all():
             registry.register(metric)
     registry.register(ClusterCollector())
+    registry.register(RuntimeCollector())
     from django.conf import settings
 
     if settings.REDIS_URL:

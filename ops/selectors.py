@@ -13,6 +13,8 @@ from django.db.models import Count, Q
 from clusters.models import Cluster
 from deployments.models import Status
 from hypervisor.resources import DIMENSIONS, Dimension
+from runtime.gateway import breaker_state
+from runtime.models import Health, Runtime
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +28,29 @@ class ClusterGauges:
     running: int
     pending: int
     queued: int
+
+
+@dataclass(frozen=True)
+class RuntimeGauges:
+    name: str
+    kind: str
+    reachable: bool
+    status_since: float  # Unix time
+    breaker_open: bool
+
+
+def runtime_gauges() -> list[RuntimeGauges]:
+    """Every runtime's recorded status and its breaker's state (shared through Redis)."""
+    return [
+        RuntimeGauges(
+            name=runtime.name,
+            kind=runtime.kind,
+            reachable=runtime.status == Health.OK,
+            status_since=runtime.status_since.timestamp(),
+            breaker_open=breaker_state(runtime) == "open",
+        )
+        for runtime in Runtime.objects.order_by("name")
+    ]
 
 
 def cluster_gauges() -> list[ClusterGauges]:

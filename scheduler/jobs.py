@@ -15,7 +15,16 @@ from django.db import close_old_connections, connection
 from clusters.models import Cluster
 from deployments.services import dependencies_resolve_all, dependencies_sweep
 from hypervisor.requestid import restored_from_job
+from runtime.models import Runtime
+from scheduler.lifecycle import reconcile_runtime
 from scheduler.merging import PENDING_KEY, redis_connection
+from scheduler.runtimework import (
+    WATCH_KEY,
+    clear_pending,
+    run_runtime_work,
+    runtime_clusters_with_work,
+    watch_runtime,
+)
 from scheduler.services import PassResult, schedule_cluster
 
 
@@ -81,6 +90,22 @@ def dependencies_sweep_job(organization_id: int, after_pk: int) -> None:
         dependencies_sweep(organization_id=organization_id, after_pk=after_pk)
 
 
+def runtime_work_job(cluster_id: int) -> None:
+    """A cluster's starts and stops, then its runtime's reconciliation (`runtimework`)."""
+    with _database_hygiene():
+        clear_pending(cluster_id)
+        run_runtime_work(cluster_id=cluster_id)
+
+
+def watch_runtime_job(runtime_id: int) -> dict:
+    """Reconcile a runtime that runs deployments; again later while any still runs."""
+    with _database_hygiene():
+        redis_connection().delete(WATCH_KEY.format(runtime_id=runtime_id))
+        result = reconcile_runtime(runtime_id=runtime_id)
+        watch_runtime(runtime_id=runtime_id)
+        return {"ended": result.ended, "lost": result.lost, "orphans": result.orphans_removed}
+
+
 def safety_net_job() -> list[dict]:
     """Pass over every cluster: repairs anything a lost trigger left behind."""
     with _database_hygiene():
@@ -92,6 +117,11 @@ def _safety_net() -> list[dict]:
     results = [
         schedule_cluster(cluster_id=pk) for pk in Cluster.objects.values_list("pk", flat=True)
     ]
+    # Runtimes: every pending start or stop retried, every runtime reconciled.
+    for cluster_id in runtime_clusters_with_work():
+        run_runtime_work(cluster_id=cluster_id)
+    for runtime_id in Runtime.objects.values_list("pk", flat=True):
+        reconcile_runtime(runtime_id=runtime_id)
     return [_summary(r) for r in results if r.changed]
 
 

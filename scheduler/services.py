@@ -16,13 +16,22 @@ from clusters.locking import lock_cluster
 from clusters.models import Cluster
 from deployments.locking import DeploymentRow, lock_schedulable
 from deployments.models import Status
-from deployments.statemachine import Change, SchedulerAction, lifecycle_of, transition_bulk
+from deployments.statemachine import (
+    Change,
+    Lifecycle,
+    SchedulerAction,
+    lifecycle_of,
+    transition_bulk,
+)
 from deployments.statemachine import update_rows as update_deployments
 from hypervisor.contention import retry_on_contention
 from hypervisor.resources import Resources
 from planner import ClusterSnapshot, Plan, Policy
+from scheduler.runtimeplan import runtime_plan
+from scheduler.runtimework import request_runtime_work
 
 logger = logging.getLogger(__name__)
+_RUNTIME_WORK = (Status.STARTING, Status.STOPPING)
 
 # Sent after a pass commits, with `result` (a PassResult) and `seconds` (its duration).
 # `ops` observes it for metrics; the scheduler knows nothing of who listens.
@@ -107,6 +116,9 @@ def _schedule_cluster_once(*, cluster_id: int, cause: str) -> PassResult:
         now = timezone.now()
         plan = planner.plan(snapshot_of(cluster, rows, now=now))
         _apply(cluster, rows, plan, now=now, cause=cause)
+        if cluster.runtime_id is not None and any(r.status in _RUNTIME_WORK for r in rows):
+            # On commit, outside the locks: the runtime starts and stops them.
+            request_runtime_work(cluster_id=cluster_id)
     result = PassResult(
         cluster_id=cluster_id,
         started=[s.deployment_id for s in plan.starts],
@@ -147,6 +159,9 @@ def _apply(cluster: Cluster, rows: list[DeploymentRow], plan: Plan, *, now, caus
     (one UPDATE per distinct new reason: a pass changes few, and identical situations
     share a sentence)."""
     by_id = {d.id: d for d in rows}
+    lifecycle = lifecycle_of(cluster)
+    if lifecycle == Lifecycle.RUNTIME:
+        plan = runtime_plan(cluster, plan, by_id)
     changes = []
     for preemption in plan.preemptions:
         preemptor = by_id[preemption.preemptor_id]
@@ -159,9 +174,7 @@ def _apply(cluster: Cluster, rows: list[DeploymentRow], plan: Plan, *, now, caus
         changes.append(
             Change(start.deployment_id, SchedulerAction.START, _start_reason(start, cause))
         )
-    transition_bulk(
-        cluster=cluster, rows=rows, changes=changes, lifecycle=lifecycle_of(cluster), now=now
-    )
+    transition_bulk(cluster=cluster, rows=rows, changes=changes, lifecycle=lifecycle, now=now)
     reasons: dict[str, list[int]] = {}
     for entry in plan.queue:
         deployment = by_id[entry.deployment_id]

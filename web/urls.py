@@ -23,6 +23,11 @@ urlpatterns = [
     ),
     path("deployments/<id:deployment_id>/", views.deployment_detail, name="deployment"),
     path("deployments/<id:deployment_id>/live/", views.deployment_live, name="deployment-live"),
+    path(
+        "deployments/<id:deployment_id>/logs/",
+        views.deployment_logs_live,
+        name="deployment-logs",
+    ),
     *(
         path(
             f"deployments/<id:deployment_id>/{action.value}/",

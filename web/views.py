@@ -19,10 +19,13 @@ from accounts.logins import LoginRefused
 from clusters.selectors import cluster_list
 from deployments import services
 from deployments.models import Deployment
+from deployments.selectors import deployment_logs
 from deployments.services import Action, InvalidTransition
 from orgs.selectors import organization_list
 from web import selectors
 from web.forms import DeploymentForm
+
+LOG_LINES_SHOWN = 200
 
 
 class LoginView(auth_views.LoginView):
@@ -86,8 +89,9 @@ def _deployment_page(request: HttpRequest, deployment_id: int) -> selectors.Depl
 @require_GET
 @login_required
 def deployment_detail(request: HttpRequest, deployment_id: int) -> HttpResponse:
-    context = {"page": _deployment_page(request, deployment_id)}
-    return render(request, "web/deployment.html", context)
+    page = _deployment_page(request, deployment_id)
+    logs = deployment_logs(deployment=page.deployment, tail=LOG_LINES_SHOWN)
+    return render(request, "web/deployment.html", {"page": page, "logs": logs})
 
 
 @never_cache
@@ -96,6 +100,19 @@ def deployment_detail(request: HttpRequest, deployment_id: int) -> HttpResponse:
 def deployment_live(request: HttpRequest, deployment_id: int) -> HttpResponse:
     context = {"page": _deployment_page(request, deployment_id)}
     return render(request, "web/_deployment_live.html", context)
+
+
+@never_cache
+@require_GET
+@login_required
+def deployment_logs_live(request: HttpRequest, deployment_id: int) -> HttpResponse:
+    """The workload's last lines, refreshed by live.js while the page is open."""
+    found = selectors.deployment_access_get(user=request.user, deployment_id=deployment_id)
+    if found is None:
+        raise Http404("No such deployment.")
+    deployment, _access = found
+    logs = deployment_logs(deployment=deployment, tail=LOG_LINES_SHOWN)
+    return render(request, "web/_deployment_logs.html", {"logs": logs})
 
 
 @require_POST

@@ -1,6 +1,6 @@
 from decimal import Decimal
 
-from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
+from drf_spectacular.utils import OpenApiExample, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from clusters.models import MAX_STARVATION_SECONDS, Cluster
@@ -8,6 +8,7 @@ from hypervisor import fields as strict
 from hypervisor.resources import DIMENSIONS, Dimension, Resources
 from hypervisor.serializers import ModelSerializer
 from planner import Policy
+from runtime.models import Health, Kind, Runtime
 
 
 def _api_field(dimension: Dimension) -> serializers.Field:
@@ -54,6 +55,40 @@ ResourcesSerializer = type(
 )
 
 
+@extend_schema_field(
+    {
+        "type": "object",
+        "nullable": True,
+        "properties": {
+            "name": {"type": "string"},
+            "kind": {"type": "string", "enum": Kind.values},
+            "status": {"type": "string", "enum": Health.values},
+            "status_since": {"type": "string", "format": "date-time"},
+        },
+        "description": "Where the cluster's deployments run; null: manual (nothing is "
+        "started). Written as the runtime's name (or null to detach).",
+    }
+)
+class RuntimeField(serializers.Field):
+    """Written as a runtime's name (or null), read as `{name, kind, status, status_since}`.
+    Whether the name is known and available is the service's answer."""
+
+    default_error_messages = {"invalid": "Expected a runtime's name, or null."}
+
+    def to_internal_value(self, data) -> str:
+        if not isinstance(data, str) or not 0 < len(data) <= 64:
+            self.fail("invalid")
+        return data
+
+    def to_representation(self, runtime: Runtime) -> dict:
+        return {
+            "name": runtime.name,
+            "kind": runtime.kind,
+            "status": runtime.status,
+            "status_since": serializers.DateTimeField().to_representation(runtime.status_since),
+        }
+
+
 @extend_schema_serializer(
     examples=[
         OpenApiExample(
@@ -64,6 +99,7 @@ ResourcesSerializer = type(
                 "capacity": {"cpu": 64, "ram_mb": 262144, "gpu": 8},
                 "policy": "pack",
                 "starvation_after_seconds": 3600,
+                "runtime": "gpu-east-docker",
             },
             request_only=True,
         )
@@ -87,6 +123,7 @@ class ClusterSerializer(ModelSerializer):
         required=False,
         help_text="Queued longer than this, a deployment holds a reservation. Null: never.",
     )
+    runtime = RuntimeField(required=False, allow_null=True, default=None)
     running_count = serializers.IntegerField(read_only=True, default=0)
     waiting_count = serializers.IntegerField(read_only=True, default=0)
 
@@ -101,6 +138,7 @@ class ClusterSerializer(ModelSerializer):
             "available",
             "policy",
             "starvation_after_seconds",
+            "runtime",
             "running_count",
             "waiting_count",
             "created_at",

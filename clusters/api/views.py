@@ -51,8 +51,10 @@ FORBIDDEN = {403: OpenApiResponse(description="Your role does not allow this act
     ),
     partial_update=extend_schema(
         summary="Change a cluster (owner, admin)",
-        description="Capacity, name, policy, starvation protection. Shrinking capacity below "
-        "what running deployments hold is 409. A change triggers a scheduling pass.",
+        description="Capacity, name, policy, starvation protection, runtime. Shrinking capacity "
+        "below what running deployments hold is 409, and so is changing the runtime while "
+        "deployments hold room; an unknown or unavailable runtime, or a capacity above what "
+        "the runtime has left, is 400. A change triggers a scheduling pass.",
         request=ClusterUpdateSerializer,
         responses={
             200: ClusterSerializer,
@@ -120,6 +122,7 @@ class ClusterViewSet(
             capacity=data["capacity"],
             policy=Policy(data["policy"]),
             starvation_after_seconds=data.get("starvation_after_seconds"),
+            runtime=data.get("runtime"),
         )
 
     def partial_update(self, request: Request, pk: str) -> Response:
@@ -135,6 +138,8 @@ class ClusterViewSet(
             policy=Policy(data["policy"]) if "policy" in data else None,
             starvation_after_seconds=data.get("starvation_after_seconds"),
             starvation_set="starvation_after_seconds" in data,
+            runtime=data.get("runtime"),
+            runtime_set="runtime" in data,
         )
         services.cluster_update(cluster_id=cluster.pk, changes=changes)
         return Response(ClusterSerializer(self.get_queryset().get(pk=cluster.pk)).data)

@@ -63,6 +63,34 @@ class DependsOnItemField(serializers.Field):
         )
 
 
+@extend_schema_field(
+    {
+        "type": "array",
+        "items": {"type": "string", "maxLength": 4096},
+        "maxItems": 64,
+        "nullable": True,
+        "description": "Replaces the image's command (like `docker run IMAGE cmd...`); "
+        "null or absent: the image's own.",
+        "example": ["python", "train.py", "--epochs", "10"],
+    }
+)
+class CommandField(serializers.JSONField):
+    """Passed through as JSON: the service checks it (no coercion of numbers)."""
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "additionalProperties": {"type": "string", "maxLength": 4096},
+        "maxProperties": 64,
+        "description": "Environment variables, names `[A-Za-z_][A-Za-z0-9_]*`.",
+        "example": {"EPOCHS": "10", "WANDB_MODE": "offline"},
+    }
+)
+class EnvField(serializers.JSONField):
+    """Passed through as JSON: the service checks it (no coercion of numbers)."""
+
+
 class DependencyLinkSerializer(ModelSerializer):
     deployment = serializers.IntegerField(source="dependency_id")
     status = serializers.CharField(source="dependency.status")
@@ -90,6 +118,8 @@ def _links(deployment: Deployment) -> list[dict]:
                 "priority": 100,
                 "preemptible": False,
                 "depends_on": [41, {"deployment": 42, "condition": "finished"}],
+                "command": ["python", "train.py", "--epochs", "10"],
+                "env": {"WANDB_MODE": "offline"},
             },
             request_only=True,
         )
@@ -107,6 +137,8 @@ class DeploymentSerializer(ModelSerializer):
         max_length=512, trim_whitespace=False, help_text="A Docker/OCI image reference."
     )
     depends_on = serializers.SerializerMethodField()
+    command = CommandField(required=False, allow_null=True, default=None)
+    env = EnvField(required=False, default=dict)
     status_reason = serializers.SerializerMethodField()
     created_by_username = serializers.CharField(
         source="created_by.username", read_only=True, default=None
@@ -124,8 +156,11 @@ class DeploymentSerializer(ModelSerializer):
             "priority",
             "preemptible",
             "depends_on",
+            "command",
+            "env",
             "status",
             "status_reason",
+            "exit_code",
             "preemption_count",
             "created_by",
             "created_by_username",
@@ -139,6 +174,7 @@ class DeploymentSerializer(ModelSerializer):
             "id",
             "status",
             "status_reason",
+            "exit_code",
             "preemption_count",
             "created_by",
             "created_at",
@@ -215,3 +251,15 @@ class DeploymentEventSerializer(ModelSerializer):
     class Meta:
         model = DeploymentEvent
         fields = ["at", "from_status", "to_status", "reason", "actor", "related_deployment"]
+
+
+class LogQuerySerializer(serializers.Serializer):
+    tail = serializers.IntegerField(
+        required=False, default=200, min_value=1, max_value=10_000, help_text="Lines, newest last."
+    )
+
+
+class DeploymentLogsSerializer(serializers.Serializer):
+    lines = serializers.ListField(child=serializers.CharField(), help_text="Oldest first.")
+    truncated = serializers.BooleanField(help_text="There were more lines than shown.")
+    source = serializers.CharField(help_text="The runtime kind (`docker`, `libvirt`), or `manual`.")

@@ -22,7 +22,9 @@ from deployments.api.serializers import (
     DeploymentCreateSerializer,
     DeploymentEventSerializer,
     DeploymentFilterSerializer,
+    DeploymentLogsSerializer,
     DeploymentSerializer,
+    LogQuerySerializer,
 )
 from deployments.models import Deployment, Status
 from deployments.permissions import may_act_on, may_submit
@@ -114,6 +116,8 @@ class DeploymentViewSet(
             priority=data["priority"],
             preemptible=data["preemptible"],
             depends_on=tuple(data["depends_on"]),
+            command=data["command"],
+            env=data["env"],
         )
         created = services.deployment_create(actor=request.user, cluster=cluster, spec=spec)
         # Read back through the selector, after the commit (and, in the embedded setup,
@@ -157,6 +161,23 @@ class DeploymentViewSet(
         events = selectors.deployment_events(deployment=self.get_object())
         page = self.paginate_queryset(events)
         return self.get_paginated_response(DeploymentEventSerializer(page, many=True).data)
+
+    @extend_schema(
+        summary="The workload's output: its last lines",
+        description="Read from the runtime while the workload exists; the last 1,000 lines "
+        "are kept when it ends. `source` is the runtime kind; a `manual` cluster runs "
+        "nothing, so its deployments have no lines.",
+        parameters=[LogQuerySerializer],
+        responses={200: DeploymentLogsSerializer, **NOT_FOUND},
+    )
+    @action(detail=True, methods=["get"], pagination_class=None)
+    def logs(self, request: Request, pk: str) -> Response:
+        query = LogQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        view = selectors.deployment_logs(
+            deployment=self.get_object(), tail=query.validated_data["tail"]
+        )
+        return Response(DeploymentLogsSerializer(view).data)
 
     @extend_schema(
         summary="What waits on this deployment",

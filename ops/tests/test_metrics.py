@@ -12,6 +12,9 @@ from deployments.models import Status
 from deployments.services import DeploymentSpec, deployment_create
 from deployments.tests.factories import DeploymentFactory
 from hypervisor.resources import Resources
+from runtime.backends.base import RuntimeUnavailable
+from runtime.gateway import gateway_for
+from runtime.services import RuntimeSpec, runtime_add
 
 pytestmark = pytest.mark.django_db
 
@@ -71,6 +74,28 @@ def test_cluster_gauges_come_from_the_database(staff, organization):
     assert value(found, "hypervisor_cluster_running_deployments", **ids) == 0
     assert value(found, "hypervisor_cluster_waiting_deployments", status="queued", **ids) == 2
     assert value(found, "hypervisor_cluster_waiting_deployments", status="pending", **ids) == 1
+
+
+def test_runtime_gauges_show_reachability_and_the_breaker(staff, settings):
+    settings.RUNTIME_RETRY_ATTEMPTS = 1
+    settings.RUNTIME_BREAKER_FAIL_MAX = 2
+    spec = RuntimeSpec(
+        name="gone", kind="docker", endpoint="unix:///nonexistent.sock", options={}, credentials={}
+    )
+    runtime = runtime_add(spec=spec)
+    found = samples(staff.get("/metrics"))
+    labels = {"runtime": "gone", "kind": "docker"}
+    assert value(found, "hypervisor_runtime_up", **labels) == 1  # nothing tried yet
+    assert value(found, "hypervisor_runtime_breaker_open", **labels) == 0
+    for _ in range(2):
+        with pytest.raises(RuntimeUnavailable):
+            gateway_for(runtime).ping()
+    found = samples(staff.get("/metrics"))
+    assert value(found, "hypervisor_runtime_up", **labels) == 0
+    assert value(found, "hypervisor_runtime_breaker_open", **labels) == 1
+    runtime.refresh_from_db()
+    since = value(found, "hypervisor_runtime_status_since_seconds", **labels)
+    assert since == runtime.status_since.timestamp()
 
 
 @pytest.mark.django_db(transaction=True)

@@ -9,7 +9,9 @@ from django.contrib.auth import authenticate
 from django.core.management import CommandError, call_command
 
 from deployments.models import Deployment, DeploymentEvent, Status
+from deployments.workloads import workload_name
 from orgs.models import Membership, Organization
+from runtime.models import Runtime
 from web.management.commands.demo import ORGANIZATION, PASSWORD, USERS
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -65,3 +67,24 @@ def test_refuses_with_debug_off_unless_forced(settings):
     with pytest.raises(CommandError, match="DEBUG is off"):
         run_demo()
     assert not Organization.objects.filter(name=ORGANIZATION).exists()
+
+
+def test_without_docker_the_clusters_stay_manual(monkeypatch):
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    output = run_demo(force=True)
+    assert "No Docker engine answers" in output
+    assert not Runtime.objects.exists()
+
+
+@pytest.mark.engine
+def test_with_docker_a_cluster_runs_on_it(monkeypatch, docker_engine):
+    monkeypatch.setenv("DOCKER_HOST", docker_engine.endpoint)
+    output = run_demo(force=True)
+    assert f"Registered the Docker engine at {docker_engine.endpoint}" in output
+    hello = Deployment.objects.get(name="hello-docker")
+    try:
+        assert hello.cluster.runtime.name == "local-docker"
+        assert hello.status == Status.RUNNING, hello.status_reason
+        assert docker_engine.client().containers.get(workload_name(hello.pk)).status == "running"
+    finally:
+        docker_engine.client().containers.get(workload_name(hello.pk)).remove(force=True)

@@ -18,10 +18,11 @@ from django.urls import reverse
 
 from accounts.tests.factories import PASSWORD, UserFactory
 from clusters.tests.factories import ClusterFactory
-from deployments.models import Deployment, Status
+from deployments.models import Deployment, DeploymentLog, Status
 from deployments.tests.factories import DeploymentFactory
 from orgs.models import Role
 from orgs.tests.factories import MembershipFactory
+from runtime.services import RuntimeSpec, runtime_add
 from scheduler.selectors import cluster_queue
 from web.tests.factories import (
     DependencyFactory,
@@ -83,6 +84,7 @@ def page_urls(organization, deployment) -> list[str]:
         reverse("web:dashboard-live", args=[organization.pk]),
         deployment_url(deployment),
         deployment_url(deployment, "live"),
+        deployment_url(deployment, "logs"),
         new_url(organization),
     ]
 
@@ -461,3 +463,36 @@ def test_home_queries_do_not_grow_with_organizations(developer):
     for _ in range(5):
         MembershipFactory(user=developer)
     assert queries(client, reverse("web:home")) == few
+
+
+# --- output ---------------------------------------------------------------------------
+
+
+def test_a_manual_deployment_page_says_there_is_no_output(developer, scene):
+    page = client_as(developer).get(deployment_url(scene.mine))
+    assert b"This cluster is manual" in page.content
+
+
+def test_the_page_shows_the_workloads_lines_and_refreshes_them(developer, cluster, outsider):
+    runtime = runtime_add(
+        spec=RuntimeSpec(
+            name="dk",
+            kind="docker",
+            endpoint="unix:///nonexistent.sock",
+            options={},
+            credentials={},
+        )
+    )
+    cluster.runtime = runtime
+    cluster.save()
+    done = DeploymentFactory(cluster=cluster, created_by=developer, status=Status.COMPLETED)
+    DeploymentLog.objects.create(
+        deployment=done, lines=["epoch 1 <loss=0.5>", "epoch 2"], source="docker"
+    )
+    page = client_as(developer).get(deployment_url(done))
+    assert b"epoch 1 &lt;loss=0.5&gt;\nepoch 2" in page.content  # escaped, in order
+    assert f'data-live-url="{deployment_url(done, "logs")}"'.encode() in page.content
+    partial = client_as(developer).get(deployment_url(done, "logs"))
+    assert partial.status_code == 200 and b"epoch 2" in partial.content
+    assert b"from docker" in partial.content
+    assert client_as(outsider).get(deployment_url(done, "logs")).status_code == 404

@@ -2,7 +2,9 @@
 
 Users of every role (with a known password), two clusters, and deployments that the
 scheduler really placed: running, queued, pending on dependencies, finished, and one
-preempted by a higher-priority deployment. Runs once: a second run changes nothing and
+preempted by a higher-priority deployment. When a Docker engine answers (DOCKER_HOST or
+/var/run/docker.sock), it is registered as runtime `local-docker` and a third cluster
+runs a deployment on it for real (with an image the engine already has). Runs once: a second run changes nothing and
 prints how to sign in again.
 """
 
@@ -31,6 +33,8 @@ from hypervisor.resources import Resources
 from orgs.models import Organization, Role
 from orgs.services import membership_change_role, organization_create, organization_join
 from planner import Policy
+from runtime.discovery import find_local_docker
+from runtime.services import RuntimeSpec, runtime_add
 from scheduler.services import schedule_cluster
 
 ORGANIZATION = "Demo Labs"
@@ -87,7 +91,49 @@ class Command(BaseCommand):
         gpu, cpu = self._clusters(organization)
         self._gpu_story(gpu, users)
         self._cpu_story(cpu, users)
+        self._docker_story(organization, users)
         return organization, users[Role.OWNER]
+
+    def _docker_story(self, organization: Organization, users: dict[Role, object]) -> None:
+        """With a Docker engine that answers, a cluster whose deployments really run."""
+        local = find_local_docker()
+        if local is None:
+            self.stdout.write(
+                "No Docker engine answers (DOCKER_HOST, /var/run/docker.sock): the demo's "
+                "clusters are manual."
+            )
+            return
+        runtime = runtime_add(
+            spec=RuntimeSpec(
+                name="local-docker",
+                kind="docker",
+                endpoint=local.endpoint,
+                options={"network": "none", "pull": "never"},
+                credentials={},
+            )
+        )
+        cluster = cluster_create(
+            organization=organization,
+            name="docker-local",
+            capacity=resources("2", 2),
+            runtime=runtime.name,
+        )
+        self.stdout.write(
+            f"Registered the Docker engine at {local.endpoint} as runtime "
+            f"{runtime.name}; cluster {cluster.name} runs on it."
+        )
+        if not local.images:
+            self.stdout.write("It has no image yet: submit one of yours to docker-local.")
+            return
+        script = "for i in $(seq 1 300); do echo step $i; sleep 1; done"
+        self._submit(
+            users[Role.DEVELOPER],
+            cluster,
+            "hello-docker",
+            resources("0.5", 1),
+            image=local.images[0],
+            command=["sh", "-c", script],
+        )
 
     def _organization(self, users: dict[Role, object]) -> Organization:
         organization = organization_create(actor=users[Role.OWNER], name=ORGANIZATION)
@@ -115,7 +161,10 @@ class Command(BaseCommand):
             actor=actor,
             cluster=cluster,
             spec=DeploymentSpec(
-                name=name, image=f"registry.example.com/demo/{name}:1.0", resources=request, **spec
+                name=name,
+                image=spec.pop("image", f"registry.example.com/demo/{name}:1.0"),
+                resources=request,
+                **spec,
             ),
         )
         # With REDIS_URL set the pass would wait for a worker; run it here so that the
