@@ -244,8 +244,7 @@ def transition_bulk(
     for values, ids in groups.values():
         update_rows(ids, **values, updated_at=now)
     DeploymentEvent.objects.bulk_create(events)
-    held = (row.resources for row in rows if row.status in HOLDS_ROOM)
-    _store_allocated(cluster, sum(held, start=Resources()))
+    _store_allocated(cluster, Resources.total(r.resources for r in rows if r.status in HOLDS_ROOM))
 
 
 _UPDATE_BATCH = 10_000  # ids per UPDATE: PostgreSQL takes at most 65,535 parameters

@@ -83,7 +83,7 @@ def snapshot_of(cluster: Cluster, rows: Sequence[DeploymentRow], *, now) -> Clus
         for d in rows
         if d.status == Status.QUEUED
     )
-    stopping = sum((d.resources for d in rows if d.status == Status.STOPPING), start=Resources())
+    stopping = Resources.total(d.resources for d in rows if d.status == Status.STOPPING)
     return ClusterSnapshot(
         capacity=cluster.capacity - stopping,
         running=running,
