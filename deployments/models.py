@@ -91,6 +91,24 @@ class Deployment(models.Model):
         indexes = [
             models.Index(fields=["cluster", "status"], name="deployment_cluster_status"),
             models.Index(fields=["status"], name="deployment_status"),
+            # A cluster's queue in the scheduler's order of consideration, and its
+            # pending tail: pages, counts and positions read ranges of these
+            # (scheduler/selectors.py), never the whole queue.
+            models.Index(
+                "cluster",
+                models.F("priority").desc(),
+                "queued_at",
+                "id",
+                condition=Q(status="queued"),
+                name="deployment_queue_order",
+            ),
+            models.Index(
+                "cluster",
+                models.F("priority").desc(),
+                "id",
+                condition=Q(status="pending"),
+                name="deployment_pending_order",
+            ),
         ]
         constraints = [
             models.CheckConstraint(
