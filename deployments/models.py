@@ -109,6 +109,13 @@ class Deployment(models.Model):
                 condition=Q(status="pending"),
                 name="deployment_pending_order",
             ),
+            # Which queued deployments could use some room: a range of requests, not the
+            # queue (scheduler/incremental.py).
+            models.Index(
+                fields=["cluster", "cpu", "ram_mb", "gpu"],
+                condition=Q(status="queued"),
+                name="deployment_queued_size",
+            ),
         ]
         constraints = [
             models.CheckConstraint(

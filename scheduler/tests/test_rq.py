@@ -17,7 +17,8 @@ from django.db import connection
 from rq.registry import FinishedJobRegistry, ScheduledJobRegistry
 
 from clusters.tests.factories import ClusterFactory
-from deployments.models import Deployment, Status
+from deployments.models import Deployment, DeploymentEvent, Status
+from deployments.tests.factories import RunningDeploymentFactory
 from scheduler.jobs import claim_turn, schedule_cluster_job
 from scheduler.merging import PENDING_KEY, redis_connection
 
@@ -71,11 +72,15 @@ def test_a_queued_answer_becomes_running_after_the_workers_pass(
     assert settings.USE_RQ
     api = as_user(owner)
     cluster = ClusterFactory(organization=organization, capacity_cpu=2000)
+    # The cluster is full of preemptible low-priority work: what comes next does not fit
+    # the free room (which would place it at once), it takes a pass that preempts.
+    RunningDeploymentFactory(cluster=cluster, cpu=2000, priority=0)
     body = {
         "cluster": cluster.pk,
         "name": "train",
         "image": "python:3.11",
         "resources": {"cpu": 1, "ram_mb": 64, "gpu": 0},
+        "priority": 5,
     }
     created = [
         api.post("/api/v1/deployments", {**body, "name": f"t{i}"}, format="json") for i in range(3)
@@ -137,36 +142,38 @@ def test_a_pass_within_the_window_is_deferred_and_requests_merge_into_it(
 def test_eight_busy_clusters_two_workers_no_worker_waits_out_a_window(
     owner, organization, as_user, empty_queue
 ):
-    """8 clusters, each with a second change inside its merge window, and 2 real workers
-    (with rq's scheduler): every second pass is deferred, then runs after its window."""
+    """8 clusters, each with a second pass due inside its merge window, and 2 real
+    workers (with rq's scheduler): every second pass is deferred, then runs after its
+    window. Each change needs a pass: it preempts (a start that fits is placed at once)."""
     window_ms = 3000
     api = as_user(owner)
-    clusters = [ClusterFactory(organization=organization, capacity_cpu=1000) for _ in range(8)]
+    clusters = [ClusterFactory(organization=organization, capacity_cpu=2000) for _ in range(8)]
     connection_ = redis_connection()
     connection_.delete(*(f"hv:schedule-recent:{c.pk}" for c in clusters))
     connection_.delete("rq:scheduler-lock:default")  # a crashed run's lock would hold ours
 
-    def create(cluster, name):
+    def create(cluster, name, priority):
         body = {
             "cluster": cluster.pk,
             "name": name,
             "image": "python:3.11",
-            "resources": {"cpu": 1, "ram_mb": 64, "gpu": 0},
+            "resources": {"cpu": 2, "ram_mb": 64, "gpu": 0},
+            "priority": priority,
         }
         answer = api.post("/api/v1/deployments", body, format="json")
         assert answer.status_code == 201, answer.content
-        return answer.json()["id"]
+        return answer.json()
 
-    first = [create(c, "a") for c in clusters]
+    # Placed at once, in the request: it fits and nothing else waits.
+    assert {create(c, "x", 0)["status"] for c in clusters} == {"running"}
+    first = [create(c, "a", 5)["id"] for c in clusters]  # must preempt x: a pass each
+    assert empty_queue.count == 8
     env = _worker_env(SCHEDULER_MERGE_WINDOW_MS=str(window_ms))
     workers = [subprocess.Popen([*WORKER, "--with-scheduler"], cwd=ROOT, env=env) for _ in range(2)]
     try:
         _wait_for(lambda: _all_running(first))
-        # Inside every cluster's window: complete the first and create a second (the two
-        # requests merge into one job per cluster).
-        for pk in first:
-            assert api.post(f"/api/v1/deployments/{pk}/complete").status_code == 200
-        second = [create(c, "b") for c in clusters]
+        # Inside every cluster's window: a deployment that must preempt the first.
+        second = [create(c, "b", 9)["id"] for c in clusters]
         _wait_for(lambda: _all_running(second))
     finally:
         for worker in workers:
@@ -182,9 +189,13 @@ def test_eight_busy_clusters_two_workers_no_worker_waits_out_a_window(
     # a pass claiming its turn and stamping its starts).
     for a, b in zip(first, second, strict=True):
         started = Deployment.objects.get(pk=b).started_at
-        waited = (started - Deployment.objects.get(pk=a).started_at).total_seconds()
+        waited = (started - _start_of(a)).total_seconds()  # b preempted a: its event
         assert waited >= 0.9 * window_ms / 1000
     finished.cleanup()
+
+
+def _start_of(deployment_id: int):
+    return DeploymentEvent.objects.get(deployment_id=deployment_id, to_status=Status.RUNNING).at
 
 
 def _all_running(ids: list[int]) -> bool:
