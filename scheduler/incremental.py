@@ -19,7 +19,8 @@ needs more than that room anyway); and no queued deployment of its priority or h
 holds a starvation reservation (which could hold the room it fits in). Then fifo starts
 it where the walk reaches it (it fits; no one else can move), and pack's best outcome is
 the running set plus it (adding it raises its level's count and stops nothing; nothing
-else can be added). `scheduler/tests/test_incremental.py` compares both shortcuts with
+else can be added). An arrival that could not start even by preemption, on a cluster
+where nothing else could either, needs no pass at all. `scheduler/tests/test_incremental.py` compares both shortcuts with
 the full planner over random event streams on PostgreSQL.
 
 They apply to changes of deployments (creates, completions, failures, cancellations);

@@ -191,10 +191,18 @@ def test_an_arrival_that_fits_starts_without_a_pass_over_the_queue(passes):
     assert set(reasons.values_list("status_reason", flat=True)) == {"needs 2 CPU, 1 free"}
 
     deployment_act(actor=actor, deployment_id=event.pk, action=Action.COMPLETE)
+    # Nothing waiting could use the freed CPU: no pass at all; nor for one more that
+    # cannot fit.
+    late = deployment_create(actor=actor, cluster=cluster, spec=_spec(2000))
 
-    # Nothing waiting could use the freed CPU: no pass at all.
     assert len(passes) == 1
-    assert not _full_plan(cluster).changed
+    late.refresh_from_db()
+    assert late.status == Status.QUEUED
+    plan = _full_plan(cluster)
+    assert not plan.changed
+    # Its wait is explained as a pass would explain it.
+    [entry] = [e for e in plan.queue if e.deployment_id == late.pk]
+    assert late.status_reason == entry.reason
 
 
 def test_an_arrival_behind_a_reservation_or_a_startable_queue_gets_a_pass(passes):
