@@ -24,11 +24,11 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
-from scheduler.allocation import Policy
 
 from deployments.models import Deployment, Status
 from devtools.bench.benchmarks import Timings, create_cluster, delete_cluster, workload
 from orgs.models import Membership, Role
+from planner import Policy
 from scheduler.selectors import QUEUED_ORDER
 from scheduler.services import schedule_cluster
 
