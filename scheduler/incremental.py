@@ -23,8 +23,10 @@ else can be added). An arrival that could not start even by preemption, on a clu
 where nothing else could either, needs no pass at all. `scheduler/tests/test_incremental.py` compares both shortcuts with
 the full planner over random event streams on PostgreSQL.
 
-They apply to changes of deployments (creates, completions, failures, cancellations);
-a cluster change (capacity, policy) still runs a pass, which rewrites the reasons.
+They apply to changes of deployments (creates, completions, failures, cancellations) on
+manual clusters; a cluster change (capacity, policy) still runs a pass, which rewrites the
+reasons, and so does any change on a cluster with a runtime (its pass also hands the
+runtime its starts and stops).
 What these shortcuts do not do is rewrite the queue's reasons: a pass explains every
 waiting deployment (with the free room it saw), and skipping the pass leaves those
 sentences as the last full pass wrote them, until the next one (any event the shortcuts
@@ -84,6 +86,10 @@ def _decide_once(*, cluster_id: int, arrival: int | None) -> bool:
         cluster = lock_cluster(cluster_id)  # lock order step 1
         if cluster is None:
             return True
+        if cluster.runtime_id is not None:
+            # A pass also hands the runtime its starts and stops (scheduler.runtimework):
+            # on such a cluster, always pass.
+            return False
         if nothing_could_start(cluster):
             return arrival is None or _leave_waiting(cluster, arrival)
         if arrival is None:

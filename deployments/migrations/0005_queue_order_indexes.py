@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("clusters", "0002_pack_is_the_default_policy"),
-        ("deployments", "0003_starting_stopping"),
+        ("deployments", "0004_command_env_exit_code_log"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

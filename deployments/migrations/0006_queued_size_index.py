@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("clusters", "0002_pack_is_the_default_policy"),
-        ("deployments", "0004_queue_order_indexes"),
+        ("deployments", "0005_queue_order_indexes"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
