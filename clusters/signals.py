@@ -10,10 +10,16 @@ from __future__ import annotations
 
 from django.dispatch import Signal
 
-# kwargs: cluster_id (int), cause (str: what made room, named in start events; may be "").
+# kwargs: cluster_id (int), cause (str: what made room, named in start events; may be ""),
+# arrival (int or None: a deployment just queued), shortcut (bool: the change touched only
+# deployments, so the scheduler may decide it without a pass where the outcome is certain).
 pass_wanted = Signal()
 
 
-def want_pass(*, cluster_id: int, cause: str = "") -> None:
+def want_pass(
+    *, cluster_id: int, cause: str = "", arrival: int | None = None, shortcut: bool = False
+) -> None:
     """Ask for a pass over `cluster_id` once the current transaction commits."""
-    pass_wanted.send(sender=None, cluster_id=cluster_id, cause=cause)
+    pass_wanted.send(
+        sender=None, cluster_id=cluster_id, cause=cause, arrival=arrival, shortcut=shortcut
+    )

@@ -91,6 +91,31 @@ class Deployment(models.Model):
         indexes = [
             models.Index(fields=["cluster", "status"], name="deployment_cluster_status"),
             models.Index(fields=["status"], name="deployment_status"),
+            # A cluster's queue in the scheduler's order of consideration, and its
+            # pending tail: pages, counts and positions read ranges of these
+            # (scheduler/selectors.py), never the whole queue.
+            models.Index(
+                "cluster",
+                models.F("priority").desc(),
+                "queued_at",
+                "id",
+                condition=Q(status="queued"),
+                name="deployment_queue_order",
+            ),
+            models.Index(
+                "cluster",
+                models.F("priority").desc(),
+                "id",
+                condition=Q(status="pending"),
+                name="deployment_pending_order",
+            ),
+            # Which queued deployments could use some room: a range of requests, not the
+            # queue (scheduler/incremental.py).
+            models.Index(
+                fields=["cluster", "cpu", "ram_mb", "gpu"],
+                condition=Q(status="queued"),
+                name="deployment_queued_size",
+            ),
         ]
         constraints = [
             models.CheckConstraint(

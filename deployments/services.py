@@ -149,7 +149,7 @@ def _create(*, actor: AbstractBaseUser, cluster: Cluster, spec: DeploymentSpec) 
         )
         record_created(deployment, actor=actor, at=now)
         if not unmet:
-            want_pass(cluster_id=cluster.pk)
+            want_pass(cluster_id=cluster.pk, arrival=deployment.pk, shortcut=True)
     return deployment
 
 
@@ -210,7 +210,7 @@ def _act(*, actor: AbstractBaseUser, deployment_id: int, action: Action) -> Depl
             leave_cascade(organization_id=cluster.organization_id, after_pk=deployment.pk)
         # Only work that held room frees it; start events name it as what made room.
         cause = f"the {_NOUN[action]} of deployment {deployment.pk}" if held_room else ""
-        want_pass(cluster_id=cluster_id, cause=cause)
+        want_pass(cluster_id=cluster_id, cause=cause, shortcut=True)
     return deployment
 
 

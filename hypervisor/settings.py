@@ -144,9 +144,13 @@ RQ = {"DEFAULT_RESULT_TTL": 600}
 # Seconds between the safety-net scheduling passes over every cluster.
 SCHEDULER_SAFETY_NET_SECONDS = env.int("SCHEDULER_SAFETY_NET_SECONDS", default=30)
 # At most one pass per cluster per this many ms (start to start): a job for a cluster with
-# no recent pass runs at once, later ones wait out the window and the changes meanwhile
-# merge into one pass (docs/scheduling.md); 0 turns the window off.
+# no recent pass runs at once, later ones are deferred to the window's end (the worker
+# takes its next job meanwhile) and the changes meanwhile merge into one pass
+# (docs/scheduling.md); 0 turns the window off.
 SCHEDULER_MERGE_WINDOW_MS = env.int("SCHEDULER_MERGE_WINDOW_MS", default=500)
+# How often rq's scheduler (`rqworker --with-scheduler`) moves due deferred passes to the
+# queue: a deferred pass runs at most this much after its window ends.
+SCHEDULER_POLL_MS = env.int("SCHEDULER_POLL_MS", default=50)
 
 # --- Bounds on the work one request or one member can cause (docs/operations.md) ------------
 # Items in one deployment's `depends_on`, checked before the items themselves.

@@ -5,16 +5,18 @@ Jobs may run twice (a worker killed mid-job is retried): a pass is idempotent.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 
+import django_rq
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import close_old_connections, connection, transaction
+from redis.exceptions import RedisError
 
 from clusters.models import Cluster
 from deployments.services import dependencies_resolve_all, dependencies_sweep
-from hypervisor.requestid import restored_from_job
+from hypervisor.requestid import job_meta, restored_from_job
 from runtime.models import Runtime
 from scheduler.lifecycle import reconcile_runtime
 from scheduler.merging import PENDING_KEY, redis_connection
@@ -52,36 +54,69 @@ RECENT_PASS_KEY = "hv:schedule-recent:{cluster_id}"
 
 
 def schedule_cluster_job(cluster_id: int, cause: str = "") -> dict:
+    """Pass over the cluster now, or, within its merge window, defer to the window's end.
+
+    A deferred job leaves the cluster's pending key set, so the requests that arrive
+    meanwhile merge into the deferred job; the worker is free for the next job at once.
+    """
     # restored_from_job: log lines carry the id of the request that asked for the pass.
     with _database_hygiene(), restored_from_job():
-        take_turn(cluster_id)
+        wait_ms = claim_turn(cluster_id)
+        if wait_ms:
+            _defer(cluster_id=cluster_id, cause=cause, delay_ms=wait_ms)
+            return {"cluster_id": cluster_id, "deferred_ms": wait_ms}
         redis_connection().delete(PENDING_KEY.format(cluster_id=cluster_id))
         return _summary(schedule_cluster(cluster_id=cluster_id, cause=cause))
 
 
-def take_turn(cluster_id: int) -> float:
-    """At most one pass per cluster per SCHEDULER_MERGE_WINDOW_MS, counted from the
-    start of one to the start of the next; returns the seconds waited.
+def claim_turn(cluster_id: int) -> int:
+    """At most one pass per cluster per SCHEDULER_MERGE_WINDOW_MS, counted from the start
+    of one to the start of the next. Returns 0 when the caller may pass now (and marks
+    the window as begun), else the milliseconds left of the cluster's window.
 
-    A job for a cluster that had no pass within the window runs at once, so an idle
-    stack starts a deployment moments after its create. Under a stream of changes a job
-    waits out the rest of the window, and the requests of that time merge into it
-    (their `SET NX` finds its pending key), so a busy cluster gets one pass per window.
+    Never waits: a job for a cluster that had no pass within the window passes at once
+    (an idle stack starts a deployment moments after its create); a later one learns how
+    long to defer itself, and the worker takes its next job, whatever cluster it is for.
     """
     window_ms = settings.SCHEDULER_MERGE_WINDOW_MS
     if window_ms <= 0:
-        return 0.0
+        return 0
     connection = redis_connection()
     key = RECENT_PASS_KEY.format(cluster_id=cluster_id)
-    began = time.monotonic()
-    # NX: of two workers with a job for the same cluster, one passes, the other waits.
+    # NX: of two workers with a job for the same cluster, one passes, the other defers.
     while not connection.set(key, "1", nx=True, px=window_ms):
         remaining_ms = connection.pttl(key)
         if remaining_ms > 0:
-            time.sleep(remaining_ms / 1000)
-        elif remaining_ms == -1:  # no time to live: not ours; give it one
+            return remaining_ms
+        if remaining_ms == -1:  # no time to live: not ours; give it one
             connection.pexpire(key, window_ms)
-    return time.monotonic() - began
+            return window_ms
+        # -2: it expired between the SET and the PTTL: try to claim it again.
+    return 0
+
+
+def _defer(*, cluster_id: int, cause: str, delay_ms: int) -> None:
+    """Enqueue the cluster's pass to run in `delay_ms`, as one of rq's scheduled jobs
+    (`rqworker --with-scheduler` moves it to the queue when it is due). The cluster's
+    pending key stays set, so requests meanwhile merge into this job. On commit, like
+    every enqueue: rq's `enqueue_in` does not wait for it by itself."""
+
+    def enqueue() -> None:
+        connection = redis_connection()
+        try:
+            django_rq.get_queue("default", connection=connection).enqueue_in(
+                timedelta(milliseconds=delay_ms),
+                schedule_cluster_job,
+                cluster_id,
+                cause,
+                meta=job_meta(),
+            )
+        except RedisError:
+            # Let the next request enqueue a pass rather than merge into a lost one.
+            connection.delete(PENDING_KEY.format(cluster_id=cluster_id))
+            raise
+
+    transaction.on_commit(enqueue)
 
 
 def dependencies_sweep_job(organization_id: int, after_pk: int) -> None:

@@ -37,6 +37,8 @@ _RUNTIME_WORK = (Status.STARTING, Status.STOPPING)
 # `ops` observes it for metrics; the scheduler knows nothing of who listens.
 pass_finished = Signal()
 
+FITS_REASON = "started: it fits in the free room"  # the event of a start that preempted none
+
 
 @dataclass
 class PassResult:
@@ -151,7 +153,7 @@ def _start_reason(start: planner.Start, cause: str) -> str:
     if start.preempted:
         victims = ", ".join(str(v) for v in start.preempted)
         return f"started after preempting lower-priority deployment(s) {victims}"
-    return f"started in the room made by {cause}" if cause else "started: it fits in the free room"
+    return f"started in the room made by {cause}" if cause else FITS_REASON
 
 
 def _apply(cluster: Cluster, rows: list[DeploymentRow], plan: Plan, *, now, cause: str) -> None:

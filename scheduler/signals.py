@@ -6,9 +6,17 @@ from clusters.models import Cluster
 from scheduler.triggers import request_dependencies_sweep, request_schedule
 
 
-def on_pass_wanted(sender, *, cluster_id: int, cause: str = "", **kwargs) -> None:
+def on_pass_wanted(
+    sender,
+    *,
+    cluster_id: int,
+    cause: str = "",
+    arrival: int | None = None,
+    shortcut: bool = False,
+    **kwargs,
+) -> None:
     """`clusters.signals.pass_wanted`: a change below asks for a pass on commit."""
-    request_schedule(cluster_id=cluster_id, cause=cause)
+    request_schedule(cluster_id=cluster_id, cause=cause, arrival=arrival, shortcut=shortcut)
 
 
 def on_cascade_left(sender, *, organization_id: int, after_pk: int, **kwargs) -> None:

@@ -15,11 +15,12 @@ import logging
 
 import django_rq
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from redis.exceptions import RedisError
 
 from deployments.services import dependencies_sweep
 from hypervisor.requestid import job_meta
+from scheduler.incremental import decide_without_pass
 from scheduler.jobs import dependencies_sweep_job, schedule_cluster_job
 from scheduler.merging import PENDING_KEY, PENDING_TTL_SECONDS, redis_connection
 from scheduler.services import schedule_cluster
@@ -27,9 +28,31 @@ from scheduler.services import schedule_cluster
 logger = logging.getLogger(__name__)
 
 
-def request_schedule(*, cluster_id: int, cause: str = "") -> None:
-    """Ask for a pass over `cluster_id` once the current transaction commits."""
-    transaction.on_commit(lambda: dispatch_schedule(cluster_id=cluster_id, cause=cause))
+def request_schedule(
+    *, cluster_id: int, cause: str = "", arrival: int | None = None, shortcut: bool = False
+) -> None:
+    """Ask for a pass over `cluster_id` once the current transaction commits.
+
+    With `shortcut` (a change to deployments only; `arrival`: a deployment it queued),
+    the change is first decided without a pass where the outcome is certain
+    (scheduler.incremental: a short transaction here, in the caller's process)."""
+    if not shortcut:
+        transaction.on_commit(lambda: dispatch_schedule(cluster_id=cluster_id, cause=cause))
+        return
+    transaction.on_commit(
+        lambda: _decide_or_dispatch(cluster_id=cluster_id, cause=cause, arrival=arrival)
+    )
+
+
+def _decide_or_dispatch(*, cluster_id: int, cause: str, arrival: int | None) -> None:
+    try:
+        decided = decide_without_pass(cluster_id=cluster_id, arrival=arrival)
+    except DatabaseError:
+        # The change has committed: leave the decision to a pass rather than fail it.
+        logger.warning("deciding without a pass failed; asking for one", exc_info=True)
+        decided = False
+    if not decided:
+        dispatch_schedule(cluster_id=cluster_id, cause=cause)
 
 
 def dispatch_schedule(*, cluster_id: int, cause: str = "") -> None:

@@ -2,8 +2,9 @@
 
 Every function returns None when the caller may not see the object, and the views
 answer 404 for it: an outsider cannot tell a foreign object from a missing one.
-Query counts do not grow with the number of deployments; the dashboard costs one
-planner query per cluster (its queue).
+Query counts and costs do not grow with the number of deployments: the dashboard shows
+the head of each cluster's queue and a count, a deployment's page its position, each read
+by index (scheduler/selectors.py).
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from deployments.selectors import deployment_dependents, deployment_events, depl
 from deployments.statemachine import RULES, Action
 from orgs.models import Membership, Organization, Role
 from orgs.selectors import membership_get, organization_permissions
-from scheduler.selectors import QueueItem, cluster_queue
+from scheduler.selectors import QueueItem, cluster_queue, queue_position
 
 RECENT_DEPLOYMENTS = 15
+QUEUE_HEAD = 10  # of each cluster's queue on the dashboard; the rest is counted
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,8 @@ def memberships_of(*, user: AbstractBaseUser) -> list[Membership]:
 class ClusterPanel:
     cluster: Cluster
     usage: list[Usage]
-    queue: list[QueueItem]
+    queue: list[QueueItem]  # its head
+    waiting: int  # how many wait in all
     running: list[Deployment] = field(default_factory=list)
 
 
@@ -88,15 +91,18 @@ def dashboard_get(*, user: AbstractBaseUser, organization_id: int) -> Dashboard 
         .order_by("-priority", "started_at", "id")
     ):
         running[deployment.cluster_id].append(deployment)
-    panels = [
-        ClusterPanel(
-            cluster=cluster,
-            usage=cluster_usage(cluster),
-            queue=cluster_queue(cluster=cluster),
-            running=running[cluster.pk],
+    panels = []
+    for cluster in clusters:
+        head = cluster_queue(cluster=cluster, limit=QUEUE_HEAD)
+        panels.append(
+            ClusterPanel(
+                cluster=cluster,
+                usage=cluster_usage(cluster),
+                queue=head.items,
+                waiting=head.total,
+                running=running[cluster.pk],
+            )
         )
-        for cluster in clusters
-    ]
     recent = list(
         deployment_list(user=user, organization_id=organization_id)
         .prefetch_related(None)
@@ -144,17 +150,13 @@ def deployment_page_get(*, user: AbstractBaseUser, deployment_id: int) -> Deploy
         (other, conditions.get(other.pk, ""))
         for other in deployment_dependents(user=user, deployment=deployment).prefetch_related(None)
     ]
-    queue_item = None
-    if deployment.status in (Status.QUEUED, Status.PENDING):
-        queue = cluster_queue(cluster=deployment.cluster)
-        queue_item = next((i for i in queue if i.deployment.pk == deployment.pk), None)
     return DeploymentPage(
         deployment=deployment,
         access=access,
         dependencies=list(deployment.dependency_links.all()),
         dependents=dependents,
         events=list(deployment_events(deployment=deployment)),
-        queue_item=queue_item,
+        queue_item=queue_position(deployment=deployment),
         actions=available_actions(deployment=deployment, access=access, user=user),
     )
 

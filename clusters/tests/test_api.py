@@ -15,6 +15,7 @@ from deployments.models import Deployment, Status
 from deployments.tests.factories import DeploymentFactory, RunningDeploymentFactory
 from orgs.models import Role
 from orgs.tests.factories import MembershipFactory, OrganizationFactory
+from scheduler.services import schedule_cluster
 
 pytestmark = pytest.mark.django_db
 
@@ -523,6 +524,7 @@ def test_queue_reason_counts_what_preemption_could_free(viewer, organization, as
     RunningDeploymentFactory(cluster=cluster, cpu=1000, priority=10, preemptible=False)
     RunningDeploymentFactory(cluster=cluster, cpu=1000, priority=0)
     waiting = DeploymentFactory(cluster=cluster, cpu=2000, priority=5)
+    schedule_cluster(cluster_id=cluster.pk)  # the pass explains the queue
 
     [entry] = as_user(viewer).get(f"{_cluster(cluster)}/queue").json()
 
@@ -541,6 +543,7 @@ def test_queue_reason_says_when_a_request_outgrew_a_shrunk_cluster(owner, organi
         _cluster(cluster), {"capacity": {"cpu": 2, "ram_mb": 32768, "gpu": 1}}, format="json"
     )
     assert shrink.status_code == 200, shrink.json()
+    schedule_cluster(cluster_id=cluster.pk)  # what the change triggers on commit
 
     [entry] = api.get(f"{_cluster(cluster)}/queue").json()
 
@@ -556,6 +559,7 @@ def test_queue_shows_a_starvation_reservation(viewer, organization, as_user):
         cluster=cluster, cpu=2000, queued_at=timezone.now() - timedelta(minutes=5)
     )
     small = DeploymentFactory(cluster=cluster, cpu=1000)
+    schedule_cluster(cluster_id=cluster.pk)
 
     queue = as_user(viewer).get(f"{_cluster(cluster)}/queue").json()
 

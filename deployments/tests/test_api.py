@@ -156,14 +156,20 @@ def test_create_answer_equals_a_read_of_the_row_with_dependencies(owner, cluster
 @pytest.mark.rq
 @pytest.mark.django_db(transaction=True)
 def test_create_with_workers_answers_the_committed_row(owner, cluster, as_user):
-    """With Redis the pass runs in a worker later: the answer is the row as committed."""
+    """With Redis, a deployment that certainly starts alone is placed in the request
+    (scheduler.incremental); one that needs a pass waits for a worker. Either way the
+    answer is the row as committed."""
     api = as_user(owner)
+    RunningDeploymentFactory(cluster=cluster, cpu=6000, priority=0)  # preemptible
 
-    data = _create(api, cluster)
+    placed = _create(api, cluster, resources={"cpu": 2, "ram_mb": 10, "gpu": 0})
+    # It needs 4 CPU, 0 free: only a pass that preempts can start it.
+    needs_a_pass = _create(api, cluster, resources={"cpu": 4, "ram_mb": 10, "gpu": 0}, priority=3)
 
-    assert data["status"] == "queued"
-    assert data["started_at"] is None
-    assert api.get(_url(data["id"])).json() == data
+    assert (placed["status"], bool(placed["started_at"])) == ("running", True)
+    assert (needs_a_pass["status"], needs_a_pass["started_at"]) == ("queued", None)
+    for data in (placed, needs_a_pass):
+        assert api.get(_url(data["id"])).json() == data
 
 
 def test_create_defaults(developer, cluster, as_user):

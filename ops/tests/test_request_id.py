@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import connection
 
 from clusters.tests.factories import ClusterFactory
+from deployments.tests.factories import RunningDeploymentFactory
 from hypervisor.requestid import bound_request_id
 from ops.logformat import JsonFormatter
 
@@ -54,11 +55,14 @@ def test_the_id_travels_with_the_job_into_the_workers_logs(owner, organization, 
     queue = django_rq.get_queue("default")
     queue.empty()
     cluster = ClusterFactory(organization=organization)
+    # Bigger than the cluster's free room: it is not placed at once, a pass decides.
+    RunningDeploymentFactory(cluster=cluster, cpu=cluster.capacity_cpu, priority=0)
     body = {
         "cluster": cluster.pk,
         "name": "traced",
         "image": "python:3.11",
         "resources": {"cpu": 1, "ram_mb": 64, "gpu": 0},
+        "priority": 1,
     }
     response = as_user(owner).post(
         "/api/v1/deployments", body, format="json", HTTP_X_REQUEST_ID="trace-into-job"

@@ -5,7 +5,8 @@ Here rather than in the clusters app: it asks the scheduler, which sits above cl
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -13,7 +14,7 @@ from rest_framework.response import Response
 
 from clusters.selectors import cluster_list
 from orgs.api.viewsets import OrganizationScopedViewSet
-from scheduler.api.serializers import QueueEntrySerializer
+from scheduler.api.serializers import QueueEntrySerializer, QueueQuerySerializer
 from scheduler.selectors import cluster_queue
 
 NOT_FOUND = {404: OpenApiResponse(description="Not found, or not in your organizations.")}
@@ -27,15 +28,42 @@ class ClusterQueueViewSet(OrganizationScopedViewSet):
 
     @extend_schema(
         summary="The cluster's queue, explained",
-        description="Every waiting deployment (`queued`, then `pending`) in the order the "
-        "scheduler will consider them, with a `reason` a person can act on. `reserved` marks "
-        "a deployment holding a starvation reservation.",
-        responses={200: QueueEntrySerializer(many=True), **NOT_FOUND},
+        description="The waiting deployments (`queued`, then `pending`) in the order the "
+        "scheduler will consider them, with a `reason` a person can act on (for a queued "
+        "deployment, the one its cluster's last scheduling pass gave). `reserved` marks a "
+        "deployment holding a starvation reservation. One page at a time: `offset` "
+        "(default 0) and `limit` (default 500, at most 5,000); the header `X-Total-Count` "
+        "gives how many wait in all. A page costs the same whatever the queue holds.",
+        parameters=[
+            OpenApiParameter(
+                "offset", OpenApiTypes.INT, description="Skip this many (default 0).", default=0
+            ),
+            OpenApiParameter(
+                "limit",
+                OpenApiTypes.INT,
+                description="At most this many (1 to 5,000; default 500).",
+                default=500,
+            ),
+            OpenApiParameter(
+                "X-Total-Count",
+                OpenApiTypes.INT,
+                location=OpenApiParameter.HEADER,
+                response=True,
+                description="How many deployments wait in all.",
+            ),
+        ],
+        responses={
+            200: QueueEntrySerializer(many=True),
+            400: OpenApiResponse(description="A bad `offset` or `limit`, named."),
+            **NOT_FOUND,
+        },
     )
     @action(detail=True, methods=["get"], pagination_class=None)
     def queue(self, request: Request, pk: str) -> Response:
         cluster = self.get_object()
-        items = cluster_queue(cluster=cluster)
+        query = QueueQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        page = cluster_queue(cluster=cluster, **query.validated_data)
         data = [
             {
                 "position": item.position,
@@ -50,6 +78,10 @@ class ClusterQueueViewSet(OrganizationScopedViewSet):
                 "reason": item.reason,
                 "reserved": item.reserved,
             }
-            for item in items
+            for item in page.items
         ]
-        return Response(QueueEntrySerializer(data, many=True).data, status=status.HTTP_200_OK)
+        return Response(
+            QueueEntrySerializer(data, many=True).data,
+            status=status.HTTP_200_OK,
+            headers={"X-Total-Count": str(page.total)},
+        )

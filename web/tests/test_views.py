@@ -24,6 +24,8 @@ from orgs.models import Role
 from orgs.tests.factories import MembershipFactory
 from runtime.services import RuntimeSpec, runtime_add
 from scheduler.selectors import cluster_queue
+from scheduler.services import schedule_cluster
+from web.selectors import QUEUE_HEAD
 from web.tests.factories import (
     DependencyFactory,
     DeploymentEventFactory,
@@ -61,6 +63,7 @@ def scene(cluster, developer, admin_user):
     cluster.allocated_cpu, cluster.allocated_ram_mb = 8000, 2048
     cluster.save()
     DeploymentEventFactory(deployment=mine, reason="started: it fits in the free room")
+    schedule_cluster(cluster_id=cluster.pk)  # as after any change: the queue's reasons
     return SimpleNamespace(mine=mine, theirs=theirs, queued=queued, pending=pending)
 
 
@@ -427,15 +430,18 @@ def test_dashboard_queries_do_not_grow_with_deployments(developer, organization,
     add_deployments(cluster, developer, 1)
     few = queries(client, dashboard_url(organization))
     add_deployments(cluster, developer, 10)
-    assert queries(client, dashboard_url(organization)) == few
-    assert queries(client, reverse("web:dashboard-live", args=[organization.pk])) == few
-    # Each cluster costs what `cluster_queue` costs (a fixed few queries), whatever it holds.
+    # At most: with one deployment of each kind the queue's head also reads the pending
+    # ones (and their links); with many, the queued ones fill the head.
+    assert queries(client, dashboard_url(organization)) <= few
+    assert queries(client, reverse("web:dashboard-live", args=[organization.pk])) <= few
+    # Each cluster costs at most what the head of its queue costs (a fixed few queries),
+    # whatever it holds.
     other = ClusterFactory(organization=organization)
     add_deployments(other, developer, 3)
     with CaptureQueriesContext(connection) as queue:
-        cluster_queue(cluster=other)
-    assert 0 < len(queue.captured_queries) <= 3
-    assert queries(client, dashboard_url(organization)) == few + len(queue.captured_queries)
+        cluster_queue(cluster=other, limit=QUEUE_HEAD)
+    assert 0 < len(queue.captured_queries) <= 5
+    assert queries(client, dashboard_url(organization)) <= few + len(queue.captured_queries)
 
 
 def test_deployment_page_queries_do_not_grow_with_history(developer, cluster):
