@@ -26,6 +26,24 @@ MAX_ID = 2**63 - 1
 _DEPENDENCY_ITEM = re.compile(r"#?(?P<id>[0-9]{1,19})(?::(?P<condition>[a-z]+))?", re.ASCII)
 
 
+class _AsciiDigits:
+    """Django's number fields read "\u0661" (an Arabic-Indic one) as 1, as `int()` and
+    `Decimal()` do; the page, like the API (`hypervisor.fields`), takes ASCII only."""
+
+    def to_python(self, value):
+        if isinstance(value, str) and not value.isascii():
+            raise ValidationError(self.error_messages["invalid"], code="invalid")
+        return super().to_python(value)
+
+
+class DecimalField(_AsciiDigits, forms.DecimalField):
+    pass
+
+
+class IntegerField(_AsciiDigits, forms.IntegerField):
+    pass
+
+
 class ClusterChoiceField(forms.ModelChoiceField):
     def label_from_instance(self, cluster: Cluster) -> str:
         capacity = cluster.capacity.in_line()
@@ -39,7 +57,7 @@ class DeploymentForm(forms.Form):
         max_length=512,
         help_text="A Docker/OCI image reference, e.g. registry.example.com:5000/team/trainer:1.4",
     )
-    cpu = forms.DecimalField(
+    cpu = DecimalField(
         label="CPU (cores)",
         max_digits=9,
         decimal_places=3,
@@ -47,9 +65,9 @@ class DeploymentForm(forms.Form):
         max_value=Decimal(BY_NAME["cpu"].maximum) / MILLI,
         help_text="Up to 3 decimals: 0.25 is a quarter of a core.",
     )
-    ram_mb = forms.IntegerField(label="RAM (MiB)", min_value=0, max_value=BY_NAME["ram_mb"].maximum)
-    gpu = forms.IntegerField(label="GPUs", min_value=0, max_value=BY_NAME["gpu"].maximum, initial=0)
-    priority = forms.IntegerField(
+    ram_mb = IntegerField(label="RAM (MiB)", min_value=0, max_value=BY_NAME["ram_mb"].maximum)
+    gpu = IntegerField(label="GPUs", min_value=0, max_value=BY_NAME["gpu"].maximum, initial=0)
+    priority = IntegerField(
         min_value=0, max_value=MAX_PRIORITY, initial=0, help_text="Higher runs first."
     )
     preemptible = forms.BooleanField(

@@ -354,6 +354,11 @@ def test_form_offers_only_the_organizations_clusters(developer, organization, cl
         ({"name": ""}, "name", "This field is required"),
         ({"depends_on": "12, abc"}, "depends_on", "is not a deployment id"),
         ({"depends_on": "12:sometime"}, "depends_on", "is not a condition"),
+        # Issue 16, finding 13: Django's fields read these as 1 (int() and Decimal() do).
+        ({"cpu": "\u0661"}, "cpu", "Enter a number"),
+        ({"ram_mb": "\uff11"}, "ram_mb", "Enter a whole number"),
+        ({"priority": "\u0967"}, "priority", "Enter a whole number"),
+        ({"name": "evil\u202egnp.exe"}, "name", "control or formatting characters"),
     ],
 )
 def test_form_errors_appear_next_to_their_field(
