@@ -12,6 +12,7 @@ from deployments.models import (
     DeploymentEvent,
     Status,
 )
+from deployments.selectors import parse_ordering, parse_statuses
 from deployments.services import DependencySpec
 from hypervisor import fields as strict
 from hypervisor.serializers import ModelSerializer
@@ -232,10 +233,39 @@ class DeploymentCreateSerializer(DeploymentSerializer):
         pass
 
 
+MAX_ID = 2**63 - 1
+
+
 class DeploymentFilterSerializer(serializers.Serializer):
-    cluster = strict.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
-    organization = strict.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
-    status = serializers.ChoiceField(required=False, choices=Status.choices)
+    """The list's query parameters (shape only), named as `deployment_search` takes them
+    through the viewset's `filter_kwargs`."""
+
+    cluster = strict.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+    organization = strict.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+    # Repeatable (`status=a&status=b`) and comma-separated (`status=a,b`) alike.
+    status = serializers.ListField(
+        child=strict.CharField(max_length=200), required=False, max_length=20
+    )
+    search = strict.CharField(required=False, allow_blank=True, max_length=200)
+    priority_min = strict.IntegerField(required=False, min_value=0, max_value=MAX_PRIORITY)
+    priority_max = strict.IntegerField(required=False, min_value=0, max_value=MAX_PRIORITY)
+    created_by = strict.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+    created_by_username = strict.CharField(required=False, allow_blank=True, max_length=150)
+    ordering = strict.CharField(required=False, allow_blank=True, max_length=200)
+
+    def validate_status(self, values: list[str]) -> tuple[str, ...]:
+        return parse_statuses(values)
+
+    def validate_ordering(self, value: str) -> tuple[str, ...]:
+        return parse_ordering(value)
+
+    def validate(self, data: dict) -> dict:
+        low, high = data.get("priority_min"), data.get("priority_max")
+        if low is not None and high is not None and low > high:
+            raise serializers.ValidationError(
+                {"priority_min": ["Must not be greater than priority_max."]}
+            )
+        return data
 
 
 class DeploymentEventSerializer(ModelSerializer):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db.models import F, QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
+    OpenApiExample,
     OpenApiParameter,
     OpenApiResponse,
     extend_schema,
@@ -38,6 +39,43 @@ FORBIDDEN = {403: OpenApiResponse(description="Your role does not allow this act
 CONFLICT = {409: OpenApiResponse(description="The deployment's status does not allow it.")}
 
 
+STATUSES = ", ".join(f"`{status}`" for status in Status.values)
+ORDERINGS = ", ".join(f"`{field}`" for field in selectors.ORDERING_FIELDS)
+LIST_PARAMETERS = [
+    OpenApiParameter("cluster", OpenApiTypes.INT, description="Only this cluster's."),
+    OpenApiParameter("organization", OpenApiTypes.INT, description="Only this organization's."),
+    OpenApiParameter(
+        "status",
+        OpenApiTypes.STR,
+        description=f"One or more statuses, separated by commas (or the parameter repeated): "
+        f"{STATUSES}.",
+        examples=[OpenApiExample("Waiting", value="pending,queued")],
+    ),
+    OpenApiParameter(
+        "search",
+        OpenApiTypes.STR,
+        description="Text that the name or the image contains (case-insensitive).",
+        examples=[OpenApiExample("An image", value="trainer")],
+    ),
+    OpenApiParameter("priority_min", OpenApiTypes.INT, description="Priority at least this."),
+    OpenApiParameter("priority_max", OpenApiTypes.INT, description="Priority at most this."),
+    OpenApiParameter("created_by", OpenApiTypes.INT, description="Submitted by this user id."),
+    OpenApiParameter(
+        "created_by_username",
+        OpenApiTypes.STR,
+        description="Submitted by this username (case-insensitive, exact).",
+    ),
+    OpenApiParameter(
+        "ordering",
+        OpenApiTypes.STR,
+        description=f"Sort by one or more fields, separated by commas, each optionally "
+        f"prefixed with `-` for descending: {ORDERINGS}. Empty timestamps sort last; ties "
+        "are broken by `id`. Default: `id`.",
+        examples=[OpenApiExample("Highest priority, oldest first", value="-priority,created_at")],
+    ),
+]
+
+
 def _act_schema(verb: str, applies_to: str) -> dict:
     return extend_schema(
         summary=f"{verb.capitalize()} a deployment",
@@ -58,11 +96,9 @@ def _clusters_of_the_caller(view: OrganizationScopedViewSet) -> QuerySet[Cluster
 @extend_schema_view(
     list=extend_schema(
         summary="List deployments of your organizations",
-        parameters=[
-            OpenApiParameter("cluster", OpenApiTypes.INT),
-            OpenApiParameter("organization", OpenApiTypes.INT),
-            OpenApiParameter("status", OpenApiTypes.STR, enum=Status.values),
-        ],
+        description="Filters combine (all must hold). An unknown `status` or `ordering` "
+        "value is 400 naming the field and the values it accepts.",
+        parameters=LIST_PARAMETERS,
     ),
     retrieve=extend_schema(
         summary="Get a deployment", responses={200: DeploymentSerializer, **NOT_FOUND}
@@ -76,9 +112,14 @@ class DeploymentViewSet(
     OrganizationScopedViewSet,
 ):
     serializer_class = DeploymentSerializer
-    selector = staticmethod(selectors.deployment_list)
+    selector = staticmethod(selectors.deployment_search)
     filter_serializer_class = DeploymentFilterSerializer
-    filter_kwargs = {"cluster": "cluster_id", "organization": "organization_id"}
+    filter_kwargs = {
+        "cluster": "cluster_id",
+        "organization": "organization_id",
+        "status": "statuses",
+        "created_by": "created_by_id",
+    }
     related_scopes = {"cluster": _clusters_of_the_caller}
 
     def get_serializer_class(self) -> type[serializers.Serializer]:
