@@ -255,7 +255,11 @@ STORAGES = {
 
 # --- API -------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["hypervisor.authentication.SessionAuthentication"],
+    # A Bearer token first (scripts: no session, no CSRF), else the session (browsers).
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.TokenAuthentication",
+        "hypervisor.authentication.SessionAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "hypervisor.pagination.PageNumberPagination",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -274,7 +278,9 @@ SPECTACULAR_SETTINGS = {
         "Control plane for MLOps compute: organizations, clusters with fixed capacity, and "
         "deployments placed by a priority scheduler with preemption. Authenticate with a "
         "Django session (`POST /api/v1/auth/login`); every unsafe request carries "
-        "`X-CSRFToken` with the value of the `csrftoken` cookie."
+        "`X-CSRFToken` with the value of the `csrftoken` cookie. Scripts use an API token "
+        "instead (`POST /api/v1/auth/tokens`): `Authorization: Bearer <token>`, no session "
+        "and no CSRF header."
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,

@@ -4,6 +4,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from rest_framework import serializers
 
+from accounts.models import ApiToken
+from accounts.services import TOKEN_DEFAULT_DAYS, TOKEN_MAX_DAYS
 from hypervisor import fields as strict
 from hypervisor.serializers import ModelSerializer
 
@@ -32,3 +34,34 @@ class LoginSerializer(serializers.Serializer):
         # As Django's login form (`UsernameField`): the sign-in page and the API agree
         # on who a full-width spelling of a name is.
         return unicodedata.normalize("NFKC", value)
+
+
+class TokenCreateSerializer(serializers.Serializer):
+    name = strict.NameField(max_length=100, help_text="What or who uses it.")
+    expires_in_days = strict.IntegerField(
+        required=False,
+        default=TOKEN_DEFAULT_DAYS,
+        min_value=1,
+        max_value=TOKEN_MAX_DAYS,
+        help_text=f"Days until it expires: default {TOKEN_DEFAULT_DAYS}, at most {TOKEN_MAX_DAYS}.",
+    )
+
+
+class TokenSerializer(ModelSerializer):
+    class Meta:
+        model = ApiToken
+        fields = ["id", "name", "created_at", "expires_at", "last_used_at"]
+        read_only_fields = fields
+
+
+class NewTokenSerializer(TokenSerializer):
+    token = serializers.SerializerMethodField(
+        help_text="The secret: shown in this answer only. Send it as `Authorization: Bearer`."
+    )
+
+    class Meta(TokenSerializer.Meta):
+        fields = ["id", "name", "token", "created_at", "expires_at", "last_used_at"]
+        read_only_fields = fields
+
+    def get_token(self, token: ApiToken) -> str:
+        return self.context["secret"]

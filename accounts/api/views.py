@@ -1,12 +1,17 @@
-"""Register, log in and out, and the CSRF cookie (who am I: `orgs.api.me`)."""
+"""Register, log in and out, the CSRF cookie (who am I: `orgs.api.me`), and API tokens."""
 
 from django.conf import settings
 from django.contrib.auth import authenticate, login, logout
 from django.middleware.csrf import get_token
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import ensure_csrf_cookie
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import serializers, status
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
+from rest_framework import generics, serializers, status
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -14,10 +19,15 @@ from rest_framework.views import APIView
 
 from accounts.api.serializers import (
     LoginSerializer,
+    NewTokenSerializer,
     RegisterSerializer,
+    TokenCreateSerializer,
+    TokenSerializer,
     UserSerializer,
 )
-from accounts.services import user_register
+from accounts.models import ApiToken
+from accounts.selectors import token_list
+from accounts.services import TOKENS_PER_USER, token_create, token_revoke, user_register
 from hypervisor.authentication import enforce_csrf
 from hypervisor.ratelimits import check_rate
 
@@ -93,3 +103,76 @@ class CsrfView(APIView):
     @method_decorator(ensure_csrf_cookie)
     def get(self, request: Request) -> Response:
         return Response({"csrftoken": get_token(request)})
+
+
+TOKEN_EXAMPLE = OpenApiExample(
+    "A token for CI",
+    value={
+        "id": 7,
+        "name": "ci-nightly",
+        "token": "hv_9Wl0cS1yZWFsLXRva2VuLWp1c3QtYW4tZXhhbXBsZS1oZXJl",
+        "created_at": "2026-12-05T22:15:00Z",
+        "expires_at": "2027-03-05T22:15:00Z",
+        "last_used_at": None,
+    },
+    response_only=True,
+)
+
+
+@extend_schema(tags=["auth"])
+class TokenListView(generics.ListAPIView):
+    serializer_class = TokenSerializer
+
+    def get_queryset(self):
+        return token_list(user=self.request.user)
+
+    @extend_schema(
+        summary="Your API tokens",
+        description="Without their secrets. Expired tokens stay listed (and answer 401) "
+        "until you revoke them. `last_used_at` is updated at most once a minute.",
+    )
+    def get(self, request: Request, *args, **kwargs) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(
+        summary="Create an API token",
+        description="The answer's `token` is the only time the secret is shown: the server "
+        "keeps only its SHA-256 digest. Send it as `Authorization: Bearer <token>` on any "
+        "endpoint, with no session and no CSRF header; it acts as you, with your roles. "
+        f"Expires after `expires_in_days` (default 90, at most 365). At most "
+        f"{TOKENS_PER_USER} unexpired tokens per user (400 beyond).",
+        request=TokenCreateSerializer,
+        responses={
+            201: NewTokenSerializer,
+            400: OpenApiResponse(description="Field errors, or too many tokens."),
+        },
+        examples=[
+            OpenApiExample(
+                "A token for CI",
+                value={"name": "ci-nightly", "expires_in_days": 30},
+                request_only=True,
+            ),
+            TOKEN_EXAMPLE,
+        ],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = TokenCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        token, secret = token_create(user=request.user, **serializer.validated_data)
+        answer = NewTokenSerializer(token, context={"secret": secret})
+        return Response(answer.data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(tags=["auth"])
+class TokenDetailView(APIView):
+    @extend_schema(
+        summary="Revoke an API token",
+        description="It stops working at once (401). Another user's token is 404.",
+        responses={204: None, 404: OpenApiResponse(description="Not one of your tokens.")},
+    )
+    def delete(self, request: Request, pk: str) -> Response:
+        try:
+            token_revoke(user=request.user, token_id=int(pk))
+        except ApiToken.DoesNotExist:
+            return Response({"detail": "Not found."}, status=status.HTTP_404_NOT_FOUND)
+        return Response(status=status.HTTP_204_NO_CONTENT)
