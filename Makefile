@@ -16,12 +16,16 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # libvirt-python is built from source against Debian's libvirt-dev, found by pkg-config.
-$(VENV)/.runtime: requirements.txt | $(BIN)/python build-deps
+# The project itself goes in with --no-deps (requirements.txt pins its dependencies): that
+# puts the `hv` command line in .venv/bin, editable, so it follows the checkout.
+$(VENV)/.runtime: requirements.txt pyproject.toml | $(BIN)/python build-deps
 	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
-$(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python build-deps
+$(VENV)/.dev: requirements.txt requirements-dev.txt pyproject.toml | $(BIN)/python build-deps
 	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(VENV)/.runtime $@
 
 ## run: install, migrate and serve on http://127.0.0.1:8000 (embedded SQLite unless DATABASE_URL is set)

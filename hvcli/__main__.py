@@ -1,0 +1,3 @@
+from hvcli.main import main
+
+main()
