@@ -13,10 +13,12 @@ from decimal import Decimal
 
 from django import forms
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
 from clusters.models import Cluster
-from deployments.models import MAX_PRIORITY, Condition
+from deployments.models import MAX_PRIORITY, Condition, Status
+from deployments.selectors import parse_ordering
 from deployments.services import DependencySpec, DeploymentSpec
 from hypervisor.fields import validate_display_text
 from hypervisor.resources import BY_NAME, Resources
@@ -139,3 +141,82 @@ class DeploymentForm(forms.Form):
         request = Resources(int(data["cpu"] * MILLI), data["ram_mb"], data["gpu"])
         short = request.shortfall(data["cluster"].capacity)
         return [name for name in self.RESOURCE_FIELDS if getattr(short, name)]
+
+
+# The list's sort choices: (ordering, label); column headers toggle between the two
+# directions of a field, so both are here for every sortable column.
+SORTS = [
+    ("-created_at", "Submitted, newest first"),
+    ("created_at", "Submitted, oldest first"),
+    ("-priority", "Priority, highest first"),
+    ("priority", "Priority, lowest first"),
+    ("name", "Name, A to Z"),
+    ("-name", "Name, Z to A"),
+    ("cluster", "Cluster, A to Z"),
+    ("-cluster", "Cluster, Z to A"),
+    ("status", "Status, A to Z"),
+    ("-status", "Status, Z to A"),
+    ("-id", "ID, highest first"),
+    ("id", "ID, lowest first"),
+    ("-started_at", "Started, newest first"),
+    ("-finished_at", "Finished, newest first"),
+]
+DEFAULT_SORT = "-created_at"
+
+
+class MemberChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, user) -> str:
+        return user.get_username()
+
+
+class DeploymentListForm(forms.Form):
+    """The deployments page's filters (a GET form): the API list's, for people."""
+
+    search = forms.CharField(
+        required=False, max_length=200, help_text="Part of the name or the image."
+    )
+    cluster = forms.ModelChoiceField(
+        queryset=Cluster.objects.none(), required=False, empty_label="All clusters"
+    )
+    status = forms.MultipleChoiceField(
+        choices=Status.choices, required=False, widget=forms.CheckboxSelectMultiple
+    )
+    priority_min = forms.IntegerField(
+        label="Priority from", required=False, min_value=0, max_value=MAX_PRIORITY
+    )
+    priority_max = forms.IntegerField(
+        label="Priority to", required=False, min_value=0, max_value=MAX_PRIORITY
+    )
+    created_by = MemberChoiceField(
+        label="Submitted by",
+        queryset=get_user_model().objects.none(),
+        required=False,
+        empty_label="Anyone",
+    )
+    ordering = forms.ChoiceField(label="Sort by", choices=SORTS, required=False)
+
+    def __init__(self, *args, clusters, members, **kwargs) -> None:
+        super().__init__(*args, label_suffix="", **kwargs)
+        self.fields["cluster"].queryset = clusters
+        self.fields["created_by"].queryset = members
+
+    def clean(self) -> dict:
+        data = super().clean()
+        low, high = data.get("priority_min"), data.get("priority_max")
+        if low is not None and high is not None and low > high:
+            self.add_error("priority_max", "Must not be below “Priority from”.")
+        return data
+
+    def criteria(self, *, organization_id: int) -> dict:
+        """The keyword arguments of `deployments.selectors.deployment_search`."""
+        data = self.cleaned_data
+        return {
+            "organization_id": organization_id,
+            "cluster_id": data["cluster"].pk if data.get("cluster") else None,
+            "statuses": tuple(data.get("status") or ()),
+            "search": data.get("search", ""),
+            "priority_min": data.get("priority_min"),
+            "priority_max": data.get("priority_max"),
+            "created_by_id": data["created_by"].pk if data.get("created_by") else None,
+            "ordering": parse_ordering(data.get("ordering") or DEFAULT_SORT),
+        }

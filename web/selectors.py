@@ -12,21 +12,30 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.paginator import Page, Paginator
+from django.db.models import QuerySet
 
 from clusters.models import Cluster
 from clusters.selectors import cluster_list
 from clusters.usage import Usage, cluster_usage
 from deployments import permissions as rules
 from deployments.models import Dependency, Deployment, DeploymentEvent, Status
-from deployments.selectors import deployment_dependents, deployment_events, deployment_list
+from deployments.selectors import (
+    deployment_dependents,
+    deployment_events,
+    deployment_list,
+    deployment_search,
+)
 from deployments.statemachine import RULES, Action
 from orgs.models import Membership, Organization, Role
-from orgs.selectors import membership_get, organization_permissions
+from orgs.selectors import membership_get, membership_list, organization_permissions
 from scheduler.selectors import QueueItem, cluster_queue, queue_position
 
 RECENT_DEPLOYMENTS = 15
 QUEUE_HEAD = 10  # of each cluster's queue on the dashboard; the rest is counted
+DEPLOYMENTS_PER_PAGE = 50
 
 
 @dataclass(frozen=True)
@@ -168,3 +177,16 @@ def available_actions(
     if not access.may_act_on(deployment, user):
         return []
     return [a for a in Action if deployment.status in RULES[a].sources]
+
+
+def members_of(*, user: AbstractBaseUser, organization_id: int) -> QuerySet:
+    """The organization's members (as users), by username: who may have submitted."""
+    user_ids = membership_list(user=user, organization_id=organization_id).values("user_id")
+    return get_user_model().objects.filter(pk__in=user_ids).order_by("username")
+
+
+def deployments_page_get(*, user: AbstractBaseUser, page: str | None, **criteria) -> Page:
+    """One page of the deployments list: the API list's selector (`criteria` are its
+    keyword arguments), paginated."""
+    deployments = deployment_search(user=user, **criteria).prefetch_related(None)
+    return Paginator(deployments, DEPLOYMENTS_PER_PAGE).get_page(page)

@@ -17,6 +17,11 @@ urlpatterns = [
     path("orgs/<id:organization_id>/", views.dashboard, name="dashboard"),
     path("orgs/<id:organization_id>/live/", views.dashboard_live, name="dashboard-live"),
     path(
+        "orgs/<id:organization_id>/deployments/",
+        views.deployment_list,
+        name="deployment-list",
+    ),
+    path(
         "orgs/<id:organization_id>/deployments/new/",
         views.deployment_new,
         name="deployment-new",

@@ -23,7 +23,18 @@ from deployments.selectors import deployment_logs
 from deployments.services import Action, InvalidTransition
 from orgs.selectors import organization_list
 from web import selectors
-from web.forms import DeploymentForm
+from web.forms import DEFAULT_SORT, DeploymentForm, DeploymentListForm
+
+# The deployments table's columns: (heading, the ordering field it sorts by, or None).
+LIST_COLUMNS = [
+    ("Deployment", "name"),
+    ("Cluster", "cluster"),
+    ("Status", "status"),
+    ("Priority", "priority"),
+    ("Requests", None),
+    ("Submitted by", None),
+    ("Submitted", "created_at"),
+]
 
 LOG_LINES_SHOWN = 200
 
@@ -161,3 +172,52 @@ def deployment_new(request: HttpRequest, organization_id: int) -> HttpResponse:
     status = 400 if request.method == "POST" else 200
     context = {"form": form, "organization": organization, "access": access}
     return render(request, "web/deployment_new.html", context, status=status)
+
+
+def _sortable_columns(request: HttpRequest, current: str) -> list[dict]:
+    """Each column's heading, with a link that sorts by it (again: the other way) and its
+    `aria-sort` when the list is sorted by it."""
+    columns = []
+    for heading, field in LIST_COLUMNS:
+        column = {"heading": heading, "url": None, "aria_sort": None}
+        if field is not None:
+            query = request.GET.copy()
+            query.pop("page", None)
+            query["ordering"] = f"-{field}" if current == field else field
+            column["url"] = f"?{query.urlencode()}"
+            if current.removeprefix("-") == field:
+                column["aria_sort"] = "descending" if current.startswith("-") else "ascending"
+        columns.append(column)
+    return columns
+
+
+@require_GET
+@login_required
+def deployment_list(request: HttpRequest, organization_id: int) -> HttpResponse:
+    access = selectors.access_get(user=request.user, organization_id=organization_id)
+    if access is None:
+        raise Http404("No such organization.")
+    organization = organization_list(user=request.user).get(pk=organization_id)
+    form = DeploymentListForm(
+        request.GET,
+        clusters=cluster_list(user=request.user, organization_id=organization_id),
+        members=selectors.members_of(user=request.user, organization_id=organization_id),
+    )
+    page = None
+    if form.is_valid():
+        page = selectors.deployments_page_get(
+            user=request.user,
+            page=request.GET.get("page"),
+            **form.criteria(organization_id=organization_id),
+        )
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "organization": organization,
+        "access": access,
+        "form": form,
+        "page": page,
+        "query": query.urlencode(),
+        "columns": _sortable_columns(request, request.GET.get("ordering") or DEFAULT_SORT),
+    }
+    return render(request, "web/deployments.html", context, status=400 if page is None else 200)
