@@ -16,6 +16,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
+from accounts.services import TOKEN_DEFAULT_DAYS, TOKEN_MAX_DAYS
 from clusters.models import Cluster
 from deployments.models import MAX_PRIORITY, Condition, Status
 from deployments.selectors import parse_ordering
@@ -220,3 +221,21 @@ class DeploymentListForm(forms.Form):
             "created_by_id": data["created_by"].pk if data.get("created_by") else None,
             "ordering": parse_ordering(data.get("ordering") or DEFAULT_SORT),
         }
+
+
+class TokenForm(forms.Form):
+    name = forms.CharField(
+        max_length=100,
+        validators=[validate_display_text],
+        help_text="What or who will use it, e.g. ci-nightly.",
+    )
+    expires_in_days = forms.IntegerField(
+        label="Expires after (days)",
+        min_value=1,
+        max_value=TOKEN_MAX_DAYS,
+        initial=TOKEN_DEFAULT_DAYS,
+        help_text=f"At most {TOKEN_MAX_DAYS}.",
+    )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, label_suffix="", **kwargs)

@@ -14,6 +14,8 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("login/", views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("account/tokens/", views.tokens, name="tokens"),
+    path("account/tokens/<id:token_id>/revoke/", views.token_revoke_view, name="token-revoke"),
     path("orgs/<id:organization_id>/", views.dashboard, name="dashboard"),
     path("orgs/<id:organization_id>/live/", views.dashboard_live, name="dashboard-live"),
     path(

@@ -12,10 +12,14 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.logins import LoginRefused
+from accounts.models import ApiToken
+from accounts.selectors import token_list
+from accounts.services import token_create, token_revoke
 from clusters.selectors import cluster_list
 from deployments import services
 from deployments.models import Deployment
@@ -23,7 +27,7 @@ from deployments.selectors import deployment_logs
 from deployments.services import Action, InvalidTransition
 from orgs.selectors import organization_list
 from web import selectors
-from web.forms import DEFAULT_SORT, DeploymentForm, DeploymentListForm
+from web.forms import DEFAULT_SORT, DeploymentForm, DeploymentListForm, TokenForm
 
 # The deployments table's columns: (heading, the ordering field it sorts by, or None).
 LIST_COLUMNS = [
@@ -221,3 +225,40 @@ def deployment_list(request: HttpRequest, organization_id: int) -> HttpResponse:
         "columns": _sortable_columns(request, request.GET.get("ordering") or DEFAULT_SORT),
     }
     return render(request, "web/deployments.html", context, status=400 if page is None else 200)
+
+
+@never_cache  # the answer to a creation holds the token's secret
+@require_http_methods(["GET", "POST"])
+@login_required
+def tokens(request: HttpRequest) -> HttpResponse:
+    """The caller's API tokens: create one (its secret shown in this answer only), list,
+    revoke."""
+    form = TokenForm(request.POST if request.method == "POST" else None)
+    created = secret = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            created, secret = token_create(user=request.user, **form.cleaned_data)
+        except ValidationError as error:
+            form.add_error(None, error.messages)
+        else:
+            form = TokenForm()
+    status = 400 if form.errors else (201 if created else 200)
+    context = {
+        "form": form,
+        "tokens": token_list(user=request.user),
+        "created": created,
+        "secret": secret,
+        "now": timezone.now(),
+    }
+    return render(request, "web/tokens.html", context, status=status)
+
+
+@require_POST
+@login_required
+def token_revoke_view(request: HttpRequest, token_id: int) -> HttpResponse:
+    try:
+        token_revoke(user=request.user, token_id=token_id)
+    except ApiToken.DoesNotExist:
+        raise Http404("No such token.") from None
+    messages.success(request, "Token revoked: it no longer works.")
+    return redirect("web:tokens")
