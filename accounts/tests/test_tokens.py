@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -275,3 +276,19 @@ def test_concurrent_creations_never_pass_the_limit(user):
 
 def _create_for(user) -> str:
     return token_create(user=user, name="test")[1]
+
+
+def test_staff_list_and_revoke_tokens_in_the_admin_but_never_see_a_secret(user):
+    token, secret = token_create(user=user, name="leaked-laptop")
+    staff = Client()
+    staff.force_login(UserFactory(is_staff=True, is_superuser=True))
+
+    listed = staff.get("/admin/accounts/apitoken/")
+    detail = staff.get(f"/admin/accounts/apitoken/{token.pk}/change/")
+    deleted = staff.post(f"/admin/accounts/apitoken/{token.pk}/delete/", {"post": "yes"})
+
+    assert listed.status_code == 200 and "leaked-laptop" in listed.text
+    assert secret not in listed.text + detail.text and token.digest not in detail.text
+    assert staff.get("/admin/accounts/apitoken/add/").status_code == 403
+    assert deleted.status_code == 302
+    assert bearer(secret).get(ME).status_code == 401
