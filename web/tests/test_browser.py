@@ -155,3 +155,62 @@ def test_viewer_sees_no_buttons(live_server, demo, browser):
     page.goto(url(live_server, "web:dashboard", demo.organization_id))
     expect(page.get_by_role("link", name="Submit a deployment", exact=True)).to_have_count(0)
     page.close()
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_find_a_deployment_in_the_list_by_keyboard(live_server, demo, browser, width):
+    """From the dashboard's link to the list; filter by labels and the keyboard only; sort
+    (by a column header, or the form on a phone); no sideways scrolling at either width."""
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    sign_in(page, live_server.url, "demo-developer")
+    page.goto(url(live_server, "web:dashboard", demo.organization_id))
+    page.get_by_role("link", name="All deployments", exact=True).click()
+    expect(page.get_by_role("heading", name="Deployments", level=1)).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+
+    page.get_by_label("Search").focus()
+    page.keyboard.type("orders")
+    page.get_by_label("running").focus()
+    page.keyboard.press("Space")
+    page.get_by_label("Search").press("Enter")
+    rows = page.locator("table.deployments tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("etl-orders")
+    expect(page.get_by_label("Search")).to_have_value("orders")
+
+    page.get_by_role("link", name="Clear filters").click()
+    if width > 640:  # a column header sorts
+        page.get_by_role("link", name="Priority", exact=True).click()
+    else:  # the headers make way for stacked cards: the form's "Sort by" sorts
+        page.get_by_label("Sort by").select_option(label="Priority, lowest first")
+        page.get_by_role("button", name="Apply filters").focus()
+        page.keyboard.press("Enter")
+    expect(page.locator('th[aria-sort="ascending"]')).to_contain_text("Priority")
+    priorities = [int(text) for text in page.locator('td[data-label="Priority"]').all_inner_texts()]
+    assert priorities == sorted(priorities) and len(priorities) > 2
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    context.close()
+
+
+def test_create_use_and_revoke_an_api_token(live_server, demo, browser):
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    sign_in(page, live_server.url, "demo-developer")
+    page.get_by_role("link", name="API tokens").click()
+    page.get_by_label("Name").fill("laptop")
+    page.get_by_label("Name").press("Enter")
+    secret = page.get_by_label("Your new token").input_value()
+    assert secret.startswith("hv_")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    me = f"{live_server.url}/api/v1/auth/me"
+    # A fresh request context: no session cookie, only the token.
+    api = page.context.request
+    bearer = {"Authorization": f"Bearer {secret}", "Cookie": ""}
+    assert api.get(me, headers=bearer).status == 200
+
+    page.goto(url(live_server, "web:tokens"))  # the secret is gone once shown
+    expect(page.get_by_label("Your new token")).to_have_count(0)
+    page.get_by_role("button", name="Revoke laptop").click()
+    expect(page.get_by_text("Token revoked")).to_be_visible()
+    assert api.get(me, headers=bearer).status == 401
+    page.close()
