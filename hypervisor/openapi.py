@@ -26,7 +26,7 @@ ERROR_SCHEMA = {
 }
 DESCRIPTIONS = {
     "400": "Malformed input: field errors, or a detail message.",
-    "401": "Not logged in.",
+    "401": "Not logged in, or the API token is invalid, expired or revoked.",
     "403": "Missing or wrong CSRF header, or your role does not allow this action.",
     "404": "Not found, not in your organizations, or a page past the end.",
     "414": "Request line too long (answered by the web server, not as JSON).",

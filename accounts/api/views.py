@@ -7,6 +7,7 @@ from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import ensure_csrf_cookie
 from drf_spectacular.utils import (
     OpenApiExample,
+    OpenApiParameter,
     OpenApiResponse,
     extend_schema,
     inline_serializer,
@@ -168,6 +169,7 @@ class TokenDetailView(APIView):
     @extend_schema(
         summary="Revoke an API token",
         description="It stops working at once (401). Another user's token is 404.",
+        parameters=[OpenApiParameter("id", int, OpenApiParameter.PATH, description="Its id.")],
         responses={204: None, 404: OpenApiResponse(description="Not one of your tokens.")},
     )
     def delete(self, request: Request, pk: str) -> Response:
