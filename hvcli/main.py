@@ -378,19 +378,19 @@ def _act(ctx: typer.Context, deployment: int, verb: str, as_json: bool) -> None:
 
 @command()
 def cancel(ctx: typer.Context, deployment: DeploymentId, as_json: Json = False) -> None:
-    """Cancel a pending, queued or running deployment."""
+    """Cancel a deployment that has not ended (pending, queued, starting or running)."""
     _act(ctx, deployment, "cancel", as_json)
 
 
 @command()
 def complete(ctx: typer.Context, deployment: DeploymentId, as_json: Json = False) -> None:
-    """Report a running deployment as completed (manual clusters)."""
+    """Report a starting or running deployment as completed."""
     _act(ctx, deployment, "complete", as_json)
 
 
 @command()
 def fail(ctx: typer.Context, deployment: DeploymentId, as_json: Json = False) -> None:
-    """Report a running deployment as failed (manual clusters)."""
+    """Report a starting or running deployment as failed."""
     _act(ctx, deployment, "fail", as_json)
 
 
