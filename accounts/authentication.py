@@ -9,12 +9,12 @@ from __future__ import annotations
 from django.conf import settings
 from django_ratelimit.core import get_usage
 from rest_framework import authentication, exceptions
-from rest_framework.permissions import SAFE_METHODS
 from rest_framework.request import Request
 
 from accounts.models import ApiToken
 from accounts.selectors import token_get_active
 from accounts.services import token_mark_used
+from hypervisor.ratelimit_rules import EXPENSIVE_READS, UNSAFE_METHODS
 
 # Imports stay clear of rest_framework.views (and so of hypervisor.exceptions): DRF imports
 # this module while it builds its settings, which rest_framework.views needs.
@@ -42,25 +42,26 @@ class TokenAuthentication(authentication.BaseAuthentication):
         if token is None:
             raise exceptions.AuthenticationFailed(BAD_TOKEN)
         token_mark_used(token=token)
-        if request.method not in SAFE_METHODS:
-            _count_unsafe_request(request, token)
+        _count_against_user_limits(request, token)
         return token.user, token
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="api"'
 
 
-def _count_unsafe_request(request: Request, token: ApiToken) -> None:
-    """The per-user limit on unsafe requests (`RATELIMIT_UNSAFE_USER`), on the counter
-    that `hypervisor.ratelimits.UnsafeRequestRateLimitMiddleware` keeps for sessions:
-    that middleware runs before DRF and cannot see a token's user."""
+def _count_against_user_limits(request: Request, token: ApiToken) -> None:
+    """The per-user limits that `hypervisor.ratelimits`' middlewares keep for sessions
+    (unsafe requests, expensive reads), on the same counters: those middlewares run
+    before DRF and cannot see a token's user."""
+    if request.method in UNSAFE_METHODS:
+        group, rate = "unsafe", settings.RATELIMIT_UNSAFE_USER
+    elif request.method == "GET" and EXPENSIVE_READS.match(request.path_info):
+        group, rate = "expensive-read", settings.RATELIMIT_READ_USER
+    else:
+        return
     user_key = str(token.user_id)
     usage = get_usage(
-        request,
-        group="unsafe",
-        key=lambda group, request: user_key,
-        rate=settings.RATELIMIT_UNSAFE_USER,
-        increment=True,
+        request, group=group, key=lambda group, request: user_key, rate=rate, increment=True
     )
     if usage is not None and usage["should_limit"]:  # None: RATELIMIT_ENABLE is off
         raise exceptions.Throttled(wait=usage["time_left"])

@@ -5,7 +5,6 @@ fixed windows, so a client may burst up to twice a rate across a window boundary
 `Retry-After` is the full window, an upper bound on the wait.
 """
 
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -14,14 +13,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django_ratelimit.core import _split_rate, is_ratelimited
 
 from hypervisor.exceptions import RateLimited
-
-UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-# The reads whose cost grows with what an organization holds: a cluster's queue, the
-# deployment lists, the dashboards and deployment pages with their live parts (polled).
-EXPENSIVE_READS = re.compile(
-    r"^/(?:api/v1/clusters/[0-9]+/queue|api/v1/deployments|orgs/[0-9]+(?:/live)?"
-    r"|deployments/[0-9]+(?:/live)?)/?$"
-)
+from hypervisor.ratelimit_rules import EXPENSIVE_READS, UNSAFE_METHODS
 
 
 def client_ip_behind_proxy(request: HttpRequest) -> str:

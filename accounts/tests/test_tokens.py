@@ -248,6 +248,16 @@ def test_token_writes_share_the_per_user_unsafe_rate_limit(settings, user):
     assert int(api.post(ORGANIZATIONS, {"name": "x"}, format="json")["Retry-After"]) > 0
 
 
+def test_token_reads_share_the_per_user_expensive_read_limit(settings, owner, organization):
+    settings.RATELIMIT_READ_USER = "2/m"
+    api = bearer(_create_for(owner))
+
+    statuses = [api.get("/api/v1/deployments").status_code for _ in range(3)]
+
+    assert statuses == [200, 200, 429]
+    assert api.get(ME).status_code == 200  # a cheap read is not counted
+
+
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_creations_never_pass_the_limit(user):
     for i in range(TOKENS_PER_USER - 2):

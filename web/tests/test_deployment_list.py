@@ -172,3 +172,12 @@ def test_query_count_does_not_grow_with_the_deployments(owner, organization, clu
         page.get(list_url(organization))
 
     assert len(many) == len(few)
+
+
+def test_the_list_counts_against_the_per_user_read_limit(settings, owner, organization):
+    settings.RATELIMIT_READ_USER = "2/m"
+    page = client_as(owner)
+
+    statuses = [page.get(list_url(organization)).status_code for _ in range(3)]
+
+    assert statuses == [200, 200, 429]
