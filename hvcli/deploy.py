@@ -54,6 +54,14 @@ def parse_dependency(text: str) -> dict:
     return {"deployment": int(ident), "condition": condition or "succeeded"}
 
 
+def parse_env(text: str) -> tuple[str, str]:
+    """`NAME=VALUE` -> `("NAME", "VALUE")`; the value may contain `=` or be empty."""
+    name, equals, value = text.partition("=")
+    if not equals or not name:
+        raise typer.BadParameter(f"{text!r}: expected NAME=VALUE", param_hint="--env")
+    return name, value
+
+
 def spec_from_flags(base: dict, flags: dict[str, Any]) -> dict:
     """`base` (the file's object) with every flag that was given laid over it."""
     spec = dict(base)
@@ -68,6 +76,10 @@ def spec_from_flags(base: dict, flags: dict[str, Any]) -> dict:
             spec[key] = flags[key]
     if flags.get("depends_on"):
         spec["depends_on"] = [parse_dependency(item) for item in flags["depends_on"]]
+    if flags.get("command"):
+        spec["command"] = list(flags["command"])
+    if flags.get("env"):
+        spec["env"] = {**(spec.get("env") or {}), **dict(map(parse_env, flags["env"]))}
     missing = [f"--{key}" for key in REQUIRED if key not in spec]
     missing += [f"--{key.replace('_', '-')}" for key in ("cpu", "ram_mb") if key not in resources]
     if missing:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import functools
+import json
+import os
 import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
@@ -29,9 +32,11 @@ Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts, not 
 DeploymentId = Annotated[int, typer.Argument(help="The deployment's id.", min=1)]
 DEPLOYMENT_FIELDS = [
     "id", "name", "status", "status_reason", "cluster", "organization", "image", "resources",
-    "priority", "preemptible", "depends_on", "preemption_count", "created_by_username",
+    "priority", "preemptible", "depends_on", "command", "env", "exit_code", "preemption_count",
+    "created_by_username",
     "created_at", "queued_at", "started_at", "finished_at", "updated_at",
 ]  # fmt: skip
+ENDED = frozenset({"completed", "failed", "cancelled"})
 LIST_COLUMNS = [
     ("id", "ID"), ("name", "NAME"), ("cluster", "CLUSTER"), ("status", "STATUS"),
     ("priority", "PRIORITY"), ("resources", "REQUESTS"), ("created_by_username", "BY"),
@@ -286,6 +291,18 @@ def deploy(
         list[str] | None,
         typer.Option(help="ID or ID:CONDITION (succeeded, finished, failed); repeat for several."),
     ] = None,
+    command: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--command",
+            help="One word of the command that replaces the image's; repeat in order "
+            "(--command python --command train.py).",
+        ),
+    ] = None,
+    env: Annotated[
+        list[str] | None,
+        typer.Option(help="NAME=VALUE, an environment variable; repeat for several."),
+    ] = None,
     as_json: Json = False,
 ) -> None:
     """Submit a deployment, from flags, a file, or a file with flags laid over it."""
@@ -293,6 +310,7 @@ def deploy(
         "cluster": cluster, "name": name, "image": image,
         "cpu": None if cpu is None else parse_cpu(cpu), "ram_mb": ram_mb, "gpu": gpu,
         "priority": priority, "preemptible": preemptible, "depends_on": depends_on,
+        "command": command, "env": env,
     }  # fmt: skip
     spec = spec_from_flags(read_spec(file) if file else {}, flags)
     with _api(ctx) as api:
@@ -365,6 +383,58 @@ def events(ctx: typer.Context, deployment: DeploymentId, as_json: Json = False) 
         ("actor", "BY"),
     ]  # fmt: skip
     output.table(rows, columns, empty="No events.")
+
+
+@command()
+def logs(
+    ctx: typer.Context,
+    deployment: DeploymentId,
+    tail: Annotated[int, typer.Option(min=1, max=10_000, help="The last this many lines.")] = 200,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new lines until it ends.")
+    ] = False,
+    as_json: Json = False,
+) -> None:
+    """A deployment's output: its last lines (read from the runtime, or kept after it ended)."""
+    with _api(ctx) as api:
+        if follow:
+            follow_logs(api, deployment, tail=tail, as_json=as_json)
+            return
+        answer = api.get(f"/deployments/{deployment}/logs", {"tail": tail})
+    if as_json:
+        output.emit_json(answer)
+    else:
+        _print_lines(answer["lines"], as_json=False)
+
+
+def follow_logs(api: Api, deployment: int, *, tail: int, as_json: bool) -> None:
+    """Poll the logs (every `HV_FOLLOW_SECONDS`, default 2) and print what is new, until
+    the deployment has ended; then print the last of it and stop."""
+    interval = float(os.environ.get("HV_FOLLOW_SECONDS", "2"))
+    shown: list[str] = []
+    while True:
+        ended = api.get(f"/deployments/{deployment}")["status"] in ENDED
+        lines = api.get(f"/deployments/{deployment}/logs", {"tail": tail})["lines"]
+        _print_lines(new_lines(shown, lines), as_json=as_json)
+        shown = lines
+        if ended:
+            return
+        time.sleep(interval)
+
+
+def new_lines(shown: list[str], lines: list[str]) -> list[str]:
+    """The lines of `lines` after its longest beginning that ends `shown` (two windows
+    of the same output, the second read later)."""
+    for overlap in range(min(len(shown), len(lines)), 0, -1):
+        if shown[-overlap:] == lines[:overlap]:
+            return lines[overlap:]
+    return lines
+
+
+def _print_lines(lines: list[str], *, as_json: bool) -> None:
+    for line in lines:
+        # With --json, one JSON string a line (scripts can follow it); else the text.
+        print(json.dumps(line, ensure_ascii=False) if as_json else line, flush=True)
 
 
 def _act(ctx: typer.Context, deployment: int, verb: str, as_json: bool) -> None:

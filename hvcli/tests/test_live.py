@@ -18,9 +18,10 @@ from accounts.models import ApiToken
 from accounts.services import token_create
 from accounts.tests.factories import PASSWORD
 from clusters.tests.factories import ClusterFactory
-from deployments.models import Deployment
+from deployments.models import Deployment, DeploymentLog
 from deployments.tests.factories import DeploymentFactory
-from hvcli.main import app
+from hvcli.main import app, new_lines
+from runtime.services import RuntimeSpec, runtime_add
 
 IMAGE = "registry.example.com:5000/team/trainer:1.4"
 
@@ -108,6 +109,70 @@ def test_deploy_with_flags_then_show_events_complete(signed_in, cluster):
     assert [e["to_status"] for e in events] == ["queued", "running", "completed"]
     again = signed_in("complete", str(deployment.pk))
     assert again.exit_code == 1 and "409" in again.output
+
+
+def test_deploy_with_a_command_and_environment(signed_in, cluster):
+    created = _json(
+        signed_in(
+            "deploy", "--cluster", str(cluster.pk), "--name", "cmd", "--image", IMAGE,
+            "--cpu", "1", "--ram-mb", "64", "--command", "python", "--command", "train.py",
+            "--env", "EPOCHS=10", "--env", "OPTS=a=b", "--env", "EMPTY=", "--json",
+        )
+    )  # fmt: skip
+    deployment = Deployment.objects.get(pk=created["id"])
+
+    assert deployment.command == ["python", "train.py"]
+    assert deployment.env == {"EPOCHS": "10", "OPTS": "a=b", "EMPTY": ""}
+    assert signed_in("deploy", "--cluster", "1", "--env", "NOEQUALS").exit_code == 2
+
+
+@pytest.fixture
+def finished_with_output(cluster):
+    """A completed deployment of a Docker cluster, whose last lines were kept."""
+    cluster.runtime = runtime_add(
+        spec=RuntimeSpec(
+            name="dk", kind="docker", endpoint="unix:///nonexistent", options={}, credentials={}
+        )
+    )
+    cluster.save()
+    deployment = DeploymentFactory(cluster=cluster, status="completed", exit_code=0)
+    DeploymentLog.objects.create(
+        deployment=deployment, lines=[f"line {i}" for i in range(300)], source="docker"
+    )
+    return deployment
+
+
+def test_logs_tail_and_json(signed_in, finished_with_output):
+    pk = str(finished_with_output.pk)
+
+    text = signed_in("logs", pk, "--tail", "2")
+    answer = _json(signed_in("logs", pk, "--json"))
+
+    assert text.exit_code == 0 and text.stdout == "line 298\nline 299\n"
+    assert (len(answer["lines"]), answer["truncated"], answer["source"]) == (200, True, "docker")
+
+
+def test_logs_follow_stops_when_the_deployment_has_ended(signed_in, finished_with_output):
+    result = signed_in("logs", str(finished_with_output.pk), "-f", "--tail", "3")
+
+    assert result.exit_code == 0
+    assert result.stdout.splitlines() == ["line 297", "line 298", "line 299"]
+
+
+def test_logs_of_a_manual_deployment_are_empty(signed_in, cluster):
+    deployment = DeploymentFactory(cluster=cluster)
+
+    assert _json(signed_in("logs", str(deployment.pk), "--json"))["source"] == "manual"
+    assert signed_in("logs", str(deployment.pk)).stdout == ""
+
+
+def test_following_prints_each_line_once():
+    assert new_lines([], ["a", "b"]) == ["a", "b"]
+    assert new_lines(["a", "b"], ["a", "b", "c"]) == ["c"]
+    assert new_lines(["a", "b", "c"], ["b", "c", "d", "e"]) == ["d", "e"]  # the window moved
+    assert new_lines(["x", "x"], ["x", "x", "x"]) == ["x"]
+    assert new_lines(["a"], ["z"]) == ["z"]  # no overlap: all of it is new
+    assert new_lines(["a", "b"], ["a", "b"]) == []
 
 
 def test_deploy_from_a_yaml_file_with_flags_over_it(signed_in, cluster, tmp_path):
@@ -221,7 +286,7 @@ def test_use_token_saves_a_token_made_elsewhere(hv, developer):
 
 
 COMMANDS = ["login", "use-token", "logout", "whoami", "orgs", "clusters", "queue", "deploy",
-            "ls", "show", "events", "cancel", "complete", "fail"]  # fmt: skip
+            "ls", "show", "events", "logs", "cancel", "complete", "fail"]  # fmt: skip
 
 
 @pytest.mark.parametrize("command", [[], *([c] for c in COMMANDS)])
@@ -252,7 +317,7 @@ def test_the_cli_imports_nothing_from_the_server():
     """hvcli talks HTTP only: none of its modules imports Django or the project's apps."""
     package = Path(__file__).resolve().parents[1]
     server = {"django", "rest_framework", "accounts", "orgs", "clusters", "deployments",
-              "scheduler", "web", "ops", "hypervisor"}  # fmt: skip
+              "scheduler", "web", "ops", "hypervisor", "runtime", "planner"}  # fmt: skip
     code = (
         "import sys, hvcli.main; "
         f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({sorted(server)!r})))"
