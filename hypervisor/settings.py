@@ -66,6 +66,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "web.sessions.SlidingSessionMiddleware",
     "hypervisor.ratelimits.UnsafeRequestRateLimitMiddleware",
     "hypervisor.ratelimits.ExpensiveReadRateLimitMiddleware",
     # A refused sign-in on a page (admin, browsable API) is 429 with Retry-After.
@@ -204,6 +205,10 @@ LOGIN_REDIRECT_URL = "web:home"
 LOGOUT_REDIRECT_URL = "web:login"
 
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=1800)
+# A sliding session (web.sessions.SlidingSessionMiddleware): a signed-in person's every
+# request, except the live pages' background refreshes, pushes the session's end to
+# SESSION_COOKIE_AGE from now: it ends after that long idle, not that long after sign-in.
+CSRF_FAILURE_VIEW = "web.errors.csrf_failure"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"

@@ -15,6 +15,11 @@ handler500 = "hypervisor.errors.server_error"
 # JSON under /api/ for what Django refuses before any view (an over-large body).
 handler400 = "hypervisor.errors.bad_request"
 
+# Site-styled error pages with a way home (the API answers JSON before these apply).
+handler403 = "web.errors.forbidden"
+handler404 = "web.errors.not_found"
+handler500 = "web.errors.server_error"
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("hypervisor.api_urls")),

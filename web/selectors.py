@@ -21,7 +21,12 @@ from deployments.models import Dependency, Deployment, DeploymentEvent, Status
 from deployments.selectors import deployment_dependents, deployment_events, deployment_list
 from deployments.statemachine import RULES, Action
 from orgs.models import Membership, Organization, Role
-from orgs.selectors import membership_get, organization_permissions
+from orgs.selectors import (
+    member_removal_allowed,
+    member_role_change_allowed,
+    membership_get,
+    organization_permissions,
+)
 from scheduler.selectors import QueueItem, cluster_queue
 
 RECENT_DEPLOYMENTS = 15
@@ -50,6 +55,26 @@ def access_get(*, user: AbstractBaseUser, organization_id: int) -> Access | None
     return Access(role=membership.role, permissions=permissions)
 
 
+@dataclass(frozen=True)
+class MemberActions:
+    """What the caller may do to one member: the roles they may give (empty: none)
+    and whether they may remove them (or, for themselves, leave)."""
+
+    roles: list[Role]
+    may_remove: bool
+
+
+def member_actions(*, access: Access, actor: AbstractBaseUser, target: Membership) -> MemberActions:
+    """The roles matrix (`orgs.selectors`), asked for each role."""
+    roles = [
+        role
+        for role in Role
+        if member_role_change_allowed(permissions=access.permissions, target=target, role=role)
+    ]
+    may_remove = member_removal_allowed(permissions=access.permissions, actor=actor, target=target)
+    return MemberActions(roles=roles, may_remove=may_remove)
+
+
 def memberships_of(*, user: AbstractBaseUser) -> list[Membership]:
     """The caller's organizations with the caller's role in each, by name."""
     return list(
@@ -59,12 +84,48 @@ def memberships_of(*, user: AbstractBaseUser) -> list[Membership]:
     )
 
 
+MAX_HOLDERS_NAMED = 3
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    """A waiting deployment with the running work that holds the room it needs and that
+    it may not preempt (equal or higher priority, or not preemptible), biggest first."""
+
+    item: QueueItem
+    holders: list[Deployment]
+    more_holders: int
+
+
+def queue_rows(
+    *, cluster: Cluster, queue: list[QueueItem], running: list[Deployment]
+) -> list[QueueRow]:
+    rows = []
+    for item in queue:
+        waiting = item.deployment
+        holders: list[Deployment] = []
+        # Only for what waits for room: a request beyond the capacity, or one waiting
+        # for its dependencies, is held by nothing that runs.
+        if waiting.status == Status.QUEUED and waiting.resources.fits_in(cluster.capacity):
+            holders = sorted(
+                (d for d in running if d.priority >= waiting.priority or not d.preemptible),
+                key=lambda d: (-d.cpu, -d.ram_mb, -d.gpu, d.pk),
+            )
+        shown = holders[:MAX_HOLDERS_NAMED]
+        rows.append(QueueRow(item=item, holders=shown, more_holders=len(holders) - len(shown)))
+    return rows
+
+
 @dataclass
 class ClusterPanel:
     cluster: Cluster
     usage: list[Usage]
     queue: list[QueueItem]
     running: list[Deployment] = field(default_factory=list)
+
+    @property
+    def queue_rows(self) -> list[QueueRow]:
+        return queue_rows(cluster=self.cluster, queue=self.queue, running=self.running)
 
 
 @dataclass
@@ -113,6 +174,7 @@ class DeploymentPage:
     dependents: list[tuple[Deployment, str]]  # what waits on it, with the condition
     events: list[DeploymentEvent]
     queue_item: QueueItem | None
+    queue_row: QueueRow | None
     actions: list[Action]
 
 
@@ -144,10 +206,19 @@ def deployment_page_get(*, user: AbstractBaseUser, deployment_id: int) -> Deploy
         (other, conditions.get(other.pk, ""))
         for other in deployment_dependents(user=user, deployment=deployment).prefetch_related(None)
     ]
-    queue_item = None
+    queue_item, queue_row = None, None
     if deployment.status in (Status.QUEUED, Status.PENDING):
         queue = cluster_queue(cluster=deployment.cluster)
         queue_item = next((i for i in queue if i.deployment.pk == deployment.pk), None)
+        running = deployment_list(
+            user=user, cluster_id=deployment.cluster_id, status=Status.RUNNING
+        ).prefetch_related(None)
+        rows = queue_rows(
+            cluster=deployment.cluster,
+            queue=[queue_item] if queue_item else [],
+            running=list(running),
+        )
+        queue_row = rows[0] if rows else None
     return DeploymentPage(
         deployment=deployment,
         access=access,
@@ -155,6 +226,7 @@ def deployment_page_get(*, user: AbstractBaseUser, deployment_id: int) -> Deploy
         dependents=dependents,
         events=list(deployment_events(deployment=deployment)),
         queue_item=queue_item,
+        queue_row=queue_row,
         actions=available_actions(deployment=deployment, access=access, user=user),
     )
 

@@ -13,7 +13,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.logins import LoginRefused
 from clusters.selectors import cluster_list
@@ -24,6 +24,7 @@ from deployments.services import Action, InvalidTransition
 from orgs.selectors import organization_list
 from web import selectors
 from web.forms import DeploymentForm
+from web.sessions import login_required_keeping_form, stashed_form_data
 
 LOG_LINES_SHOWN = 200
 
@@ -115,15 +116,19 @@ def deployment_logs_live(request: HttpRequest, deployment_id: int) -> HttpRespon
     return render(request, "web/_deployment_logs.html", {"logs": logs})
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @login_required
 def deployment_action(request: HttpRequest, deployment_id: int, action: Action) -> HttpResponse:
+    """POST acts; GET asks first (the page's Cancel and Fail buttons lead here)."""
     found = selectors.deployment_access_get(user=request.user, deployment_id=deployment_id)
     if found is None:
         raise Http404("No such deployment.")
     deployment, access = found
     if not access.may_act_on(deployment, request.user):
         raise PermissionDenied("Your role in this organization does not allow this action.")
+    if request.method == "GET":
+        context = {"deployment": deployment, "action": action}
+        return render(request, "web/deployment_confirm.html", context)
     try:
         deployment = services.deployment_act(
             actor=request.user, deployment_id=deployment_id, action=action
@@ -136,7 +141,7 @@ def deployment_action(request: HttpRequest, deployment_id: int, action: Action) 
 
 
 @require_http_methods(["GET", "POST"])
-@login_required
+@login_required_keeping_form
 def deployment_new(request: HttpRequest, organization_id: int) -> HttpResponse:
     access = selectors.access_get(user=request.user, organization_id=organization_id)
     if access is None:
@@ -146,6 +151,9 @@ def deployment_new(request: HttpRequest, organization_id: int) -> HttpResponse:
     organization = organization_list(user=request.user).get(pk=organization_id)
     clusters = cluster_list(user=request.user, organization_id=organization_id)
     initial = {"cluster": request.GET.get("cluster")} if request.GET.get("cluster") else {}
+    stashed = stashed_form_data(request)  # typed before a sign-out
+    if stashed is not None:
+        initial = {**stashed.dict(), "preemptible": "preemptible" in stashed}
     data = request.POST if request.method == "POST" else None
     form = DeploymentForm(data, clusters=clusters, initial=initial)
     if request.method == "POST" and form.is_valid():

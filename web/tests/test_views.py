@@ -232,11 +232,16 @@ def test_deployment_page_shows_fields_dependencies_dependents_and_timeline(devel
     depends_on = pending[pending.index('id="deps-title"') : pending.index('id="dependents-title"')]
     assert "mine-running" in depends_on and "status-running" in depends_on
     assert "must have succeeded" in depends_on
-    assert "in the queue of" in pending
+    assert "Waiting for its dependencies" in pending and "Position" not in pending
+    queued = client_as(developer).get(deployment_url(scene.queued)).content.decode()
+    assert "in the queue of" in queued
 
 
 def buttons(body: str) -> set[str]:
-    return set(re.findall(r'<button type="submit" class="button[^"]*">(\w+)</button>', body))
+    """Complete acts at once; Cancel and Fail lead to a confirmation page first."""
+    posts = re.findall(r'<button type="submit" class="button[^"]*">(\w+)</button>', body)
+    confirms = re.findall(r'<a class="button[^"]*" href="/deployments/\d+/\w+/">(\w+)</a>', body)
+    return {*posts, *confirms}
 
 
 @pytest.mark.parametrize(
@@ -287,8 +292,22 @@ def test_an_action_the_status_forbids_is_explained_not_applied(admin_user, scene
     assert status_of(scene.queued) == Status.QUEUED
 
 
-def test_actions_are_posts_only(owner, scene):
-    assert client_as(owner).get(deployment_url(scene.mine, "cancel")).status_code == 405
+def test_cancel_and_fail_ask_first(owner, scene):
+    client = client_as(owner)
+    for action in ("cancel", "fail"):
+        response = client.get(deployment_url(scene.mine, action))
+        assert response.status_code == 200
+        body = response.content.decode()
+        assert f"{action.capitalize()} mine-running" in body and "cannot be undone" in body
+        assert 'action=""' not in body and 'method="post"' in body
+    assert status_of(scene.mine) == Status.RUNNING  # asking changed nothing
+    assert client.post(deployment_url(scene.mine, "fail")).status_code == 302
+    assert status_of(scene.mine) == Status.FAILED
+
+
+def test_confirmation_follows_the_role_rules(viewer, outsider, scene):
+    assert client_as(viewer).get(deployment_url(scene.mine, "cancel")).status_code == 403
+    assert client_as(outsider).get(deployment_url(scene.mine, "cancel")).status_code == 404
 
 
 # --- the submission form --------------------------------------------------------------
@@ -425,10 +444,12 @@ def add_deployments(cluster, developer, count: int) -> None:
 def test_dashboard_queries_do_not_grow_with_deployments(developer, organization, cluster):
     client = client_as(developer)
     add_deployments(cluster, developer, 1)
-    few = queries(client, dashboard_url(organization))
+    live_url = reverse("web:dashboard-live", args=[organization.pk])
+    few, few_live = queries(client, dashboard_url(organization)), queries(client, live_url)
     add_deployments(cluster, developer, 10)
     assert queries(client, dashboard_url(organization)) == few
-    assert queries(client, reverse("web:dashboard-live", args=[organization.pk])) == few
+    # The same, minus the session's save: a background refresh does not extend it.
+    assert queries(client, live_url) == few_live < few
     # Each cluster costs what `cluster_queue` costs (a fixed few queries), whatever it holds.
     other = ClusterFactory(organization=organization)
     add_deployments(other, developer, 3)
@@ -451,10 +472,14 @@ def test_deployment_page_queries_do_not_grow_with_history(developer, cluster):
             DeploymentEventFactory(deployment=deployment, actor=UserFactory())
         return deployment
 
-    few = queries(client, deployment_url(deployment_with(1)))
+    one = deployment_with(1)
+    few, few_live = (
+        queries(client, deployment_url(one)),
+        queries(client, deployment_url(one, "live")),
+    )
     many = deployment_with(10)
     assert queries(client, deployment_url(many)) == few
-    assert queries(client, deployment_url(many, "live")) == few
+    assert queries(client, deployment_url(many, "live")) == few_live
 
 
 def test_home_queries_do_not_grow_with_organizations(developer):

@@ -4,6 +4,8 @@
 // answers (a server-rendered partial of the same template). Plain fetch, no framework.
 // The swap waits while the keyboard focus is inside the element, so tabbing to a
 // button or link is never undone by a refresh, and pauses while the tab is hidden.
+// A line above the element says when its data was last read; when the server cannot be
+// reached (or answers with an error) it says that the page is stale, until it answers.
 (function () {
   "use strict";
 
@@ -14,11 +16,40 @@
     return active !== null && active !== region && region.contains(active);
   }
 
+  function clock(date) {
+    return date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  }
+
+  function statusLine(region) {
+    var line = document.createElement("p");
+    line.className = "live-status";
+    region.parentNode.insertBefore(line, region);
+    var updated = new Date();
+    return {
+      fresh: function () {
+        updated = new Date();
+        line.classList.remove("offline");
+        line.removeAttribute("role"); // the time ticks every few seconds: not announced
+        line.textContent = "Updates live · last updated " + clock(updated);
+      },
+      offline: function () {
+        if (!line.classList.contains("offline")) {
+          line.setAttribute("role", "alert"); // announced once, when the server goes
+        }
+        line.classList.add("offline");
+        line.textContent = "Offline: the server cannot be reached. This page shows the state " +
+          "as of " + clock(updated) + " and updates again once the server answers.";
+      },
+    };
+  }
+
   function watch(region) {
     var url = region.getAttribute("data-live-url");
     var interval = parseInt(region.getAttribute("data-live-interval"), 10) || DEFAULT_INTERVAL_MS;
     var last = null;
     var busy = false;
+    var status = statusLine(region);
+    status.fresh();
 
     function tick() {
       if (busy || document.hidden || focusInside(region)) {
@@ -32,7 +63,12 @@
             window.location.reload();
             return null;
           }
-          return response.ok ? response.text() : null;
+          if (!response.ok) {
+            status.offline();
+            return null;
+          }
+          status.fresh();
+          return response.text();
         })
         .then(function (html) {
           if (html !== null && html !== last && !focusInside(region)) {
@@ -41,7 +77,8 @@
           }
         })
         .catch(function () {
-          // A dropped connection: the next tick tries again.
+          // A dropped connection: say so; the next tick tries again.
+          status.offline();
         })
         .then(function () {
           busy = false;

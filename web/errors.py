@@ -1,0 +1,41 @@
+"""The site-styled error pages: 403 (with the view's reason), 404, 500 and CSRF failure.
+
+Each keeps the site's header and offers a way home. Wired in `hypervisor.urls`
+(`handler403`, `handler404`, `handler500`) and by `CSRF_FAILURE_VIEW`. The API under
+/api/v1 keeps answering JSON: its own views and exception handler answer first.
+"""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+from django.template.loader import render_to_string
+from django.views.decorators.csrf import requires_csrf_token
+
+
+def _page(request: HttpRequest | None, template: str, status: int, context: dict) -> HttpResponse:
+    html = render_to_string(template, {"error_code": status, **context}, request=request)
+    return HttpResponse(html, status=status)
+
+
+@requires_csrf_token
+def forbidden(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    reason = str(exception) if exception is not None and str(exception) else ""
+    context = {"error_title": "Not allowed", "exception": reason}
+    return _page(request, "403.html", 403, context)
+
+
+@requires_csrf_token
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    context = {"error_title": "Page not found", "request_path": request.path}
+    return _page(request, "404.html", 404, context)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    # No request context: whatever broke (the database, a context processor) must not
+    # break the error page too. Shown as signed out, with links home and to sign in.
+    return _page(None, "500.html", 500, {"error_title": "Something went wrong"})
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    context = {"error_title": "This form has expired", "reason": reason}
+    return _page(request, "403_csrf.html", 403, context)
