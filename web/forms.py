@@ -16,8 +16,9 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from clusters.models import Cluster
+from deployments.images import validate_image_reference
 from deployments.models import MAX_PRIORITY, Condition
-from deployments.services import DependencySpec, DeploymentSpec
+from deployments.services import DependencySpec, DeploymentSpec, capacity_refusal
 from hypervisor.fields import validate_display_text
 from hypervisor.resources import BY_NAME, Resources
 
@@ -70,6 +71,22 @@ class DeploymentForm(forms.Form):
     def __init__(self, *args, clusters, **kwargs) -> None:
         super().__init__(*args, label_suffix="", **kwargs)
         self.fields["cluster"].queryset = clusters
+
+    def clean_image(self) -> str:
+        # The service's own check, here too so that it is reported with the rest.
+        image = self.cleaned_data["image"]
+        validate_image_reference(image)
+        return image
+
+    def clean(self) -> dict:
+        """What can be checked before the service: with the shape, the capacity, so that
+        every problem of the form shows in one round."""
+        data = super().clean()
+        if all(data.get(name) is not None for name in ("cluster", *self.RESOURCE_FIELDS)):
+            exceeding = self._exceeding_fields()
+            for name in exceeding:
+                self.add_error(name, capacity_refusal(exceeding))
+        return data
 
     def clean_depends_on(self) -> tuple[DependencySpec, ...]:
         text = self.cleaned_data["depends_on"]

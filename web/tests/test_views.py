@@ -11,6 +11,7 @@ import re
 from types import SimpleNamespace
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -19,7 +20,9 @@ from django.urls import reverse
 from accounts.tests.factories import PASSWORD, UserFactory
 from clusters.tests.factories import ClusterFactory
 from deployments.models import Deployment, DeploymentLog, Status
+from deployments.services import DependencySpec, DeploymentSpec, deployment_create
 from deployments.tests.factories import DeploymentFactory
+from hypervisor.resources import Resources
 from orgs.models import Role
 from orgs.tests.factories import MembershipFactory
 from runtime.services import RuntimeSpec, runtime_add
@@ -383,6 +386,33 @@ def test_form_errors_appear_next_to_their_field(
     assert 'aria-invalid="true"' in block
     assert f'id="id_{field}_error"' in block  # what aria-describedby points at
     assert not Deployment.objects.exists()
+
+
+def test_every_error_of_the_form_shows_at_once(developer, organization, cluster):
+    """A missing name, a bad image and a request beyond the capacity: one round."""
+    form = valid_form(cluster, name="", image="Not An Image", cpu="9999", gpu="99")
+    response = client_as(developer).post(new_url(organization), form)
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert "This field is required." in field_block(body, "name")
+    assert "image" in field_block(body, "image").lower()
+    assert "it could never run" in field_block(body, "cpu")
+    assert "it could never run" in field_block(body, "gpu")
+    summary = body[body.index('class="error-summary"') :]
+    assert "Please correct 4 problems" in summary
+    assert 'href="#id_name"' in summary and 'href="#id_image"' in summary
+
+
+def test_the_service_reports_every_problem_of_a_spec_at_once(developer, cluster):
+    spec = DeploymentSpec(
+        name="x",
+        image="Not An Image",
+        resources=Resources(10**6, 1, 0),
+        depends_on=(DependencySpec(1), DependencySpec(1)),
+    )
+    with pytest.raises(ValidationError) as caught:
+        deployment_create(actor=developer, cluster=cluster, spec=spec)
+    assert set(caught.value.message_dict) == {"image", "resources", "depends_on"}
 
 
 def test_foreign_dependency_is_refused_like_a_missing_one(developer, organization, cluster):
