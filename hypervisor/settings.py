@@ -275,7 +275,9 @@ SPECTACULAR_SETTINGS = {
         "Control plane for MLOps compute: organizations, clusters with fixed capacity, and "
         "deployments placed by a priority scheduler with preemption. Authenticate with a "
         "Django session (`POST /api/v1/auth/login`); every unsafe request carries "
-        "`X-CSRFToken` with the value of the `csrftoken` cookie."
+        "`X-CSRFToken` with the value of the `csrftoken` cookie (this page sends it for "
+        "you, also after signing in here). The examples run as they are on the data of "
+        "`manage.py demo` in a fresh database: sign in first with the login example."
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
@@ -283,6 +285,18 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Offline: the system's fonts (templates/drf_spectacular/redoc.html drops Google Fonts).
+    "REDOC_UI_SETTINGS": {
+        "theme": {
+            "typography": {
+                "fontFamily": "system-ui, -apple-system, 'Segoe UI', Roboto, Arial, sans-serif",
+                "headings": {
+                    "fontFamily": "system-ui, -apple-system, 'Segoe UI', Arial, sans-serif"
+                },
+                "code": {"fontFamily": "ui-monospace, SFMono-Regular, Menlo, Consolas, monospace"},
+            }
+        }
+    },
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "ENUM_NAME_OVERRIDES": {
         "DeploymentStatusEnum": "deployments.models.Status",

@@ -92,10 +92,10 @@ class RuntimeField(serializers.Field):
 @extend_schema_serializer(
     examples=[
         OpenApiExample(
-            "A GPU cluster",
+            "A GPU cluster (runs on `manage.py demo`'s data)",
             value={
                 "organization": 1,
-                "name": "gpu-east",
+                "name": "gpu-west",
                 "capacity": {"cpu": 64, "ram_mb": 262144, "gpu": 8},
                 "policy": "pack",
                 "starvation_after_seconds": 3600,
