@@ -244,6 +244,8 @@ if env.bool("TRUST_X_FORWARDED_PROTO", default=False):
 # --- Internationalization, static files -----------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
+# Times to the second with their zone, in the admin too (hypervisor/formats/en).
+FORMAT_MODULE_PATH = ["hypervisor.formats"]
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
