@@ -20,6 +20,7 @@ from deployments import permissions as rules
 from deployments.models import Dependency, Deployment, DeploymentEvent, Status
 from deployments.selectors import deployment_dependents, deployment_events, deployment_list
 from deployments.statemachine import RULES, Action
+from hypervisor.resources import NAMES, Resources
 from orgs.models import Membership, Organization, Role
 from orgs.selectors import (
     member_removal_allowed,
@@ -100,6 +101,7 @@ class QueueRow:
 def queue_rows(
     *, cluster: Cluster, queue: list[QueueItem], running: list[Deployment]
 ) -> list[QueueRow]:
+    free = cluster.capacity - cluster.allocated
     rows = []
     for item in queue:
         waiting = item.deployment
@@ -107,13 +109,21 @@ def queue_rows(
         # Only for what waits for room: a request beyond the capacity, or one waiting
         # for its dependencies, is held by nothing that runs.
         if waiting.status == Status.QUEUED and waiting.resources.fits_in(cluster.capacity):
+            short = waiting.resources.shortfall(free)
             holders = sorted(
-                (d for d in running if d.priority >= waiting.priority or not d.preemptible),
-                key=lambda d: (-d.cpu, -d.ram_mb, -d.gpu, d.pk),
+                (d for d in running if _holds(d, short, waiting)),
+                key=lambda d: (*(-v for v in d.resources.values()), d.pk),
             )
         shown = holders[:MAX_HOLDERS_NAMED]
         rows.append(QueueRow(item=item, holders=shown, more_holders=len(holders) - len(shown)))
     return rows
+
+
+def _holds(running: Deployment, short: Resources, waiting: Deployment) -> bool:
+    """Whether `running` holds room that `waiting` lacks, and may not be preempted for it."""
+    unstoppable = running.priority >= waiting.priority or not running.preemptible
+    held = running.resources
+    return unstoppable and any(getattr(short, n) and getattr(held, n) for n in NAMES)
 
 
 @dataclass

@@ -191,6 +191,23 @@ def test_dashboard_shows_capacity_counts_and_the_explained_queue(developer, orga
     assert "Submit a deployment" in body
 
 
+def test_queue_names_what_holds_the_room_and_marks_the_preempted(
+    developer, organization, cluster, scene
+):
+    scene.queued.preemption_count = 2
+    scene.queued.save()
+    body = client_as(developer).get(dashboard_url(organization)).content.decode()
+    row = body[body.index(f'data-deployment="{scene.queued.pk}"') :]
+    row = row[: row.index("</tr>")]
+    assert "Held by" in row and "mine-running" in row and "theirs-running" in row
+    assert "preempted 2 times" in row
+    pending = body[body.index(f'data-deployment="{scene.pending.pk}"') :]
+    pending = pending[: pending.index("</tr>")]
+    assert "Held by" not in pending and "waiting for deployment" in pending
+    page = client_as(developer).get(deployment_url(scene.queued)).content.decode()
+    assert "Why it waits:" in page and "Held by" in page and "preempted" in page
+
+
 def test_viewer_sees_the_dashboard_without_a_submit_button(viewer, organization, scene):
     body = client_as(viewer).get(dashboard_url(organization)).content.decode()
     assert "waits-for-room" in body
