@@ -39,6 +39,7 @@ def browser() -> Iterator[Browser]:
 
 def sign_up(page: Page, base_url: str, username: str) -> None:
     page.goto(base_url)  # signed out: the sign-in page, which links to sign-up
+    expect(page.get_by_text("sign in to continue")).to_be_visible()
     page.get_by_role("link", name="Sign up").first.click()
     page.get_by_label("Username").fill(username)
     page.get_by_label("Email (optional)").fill(f"{username}@example.com")
@@ -191,7 +192,8 @@ def test_cancel_asks_first_and_pending_says_what_it_waits_for(live_server, demo,
     expect(page.get_by_text("Position")).to_have_count(0)
 
     page.goto(url(live_server, "web:deployment", demo.queued_id))
-    expect(page.get_by_text("Why it waits:")).to_be_visible()
+    expect(page.locator(".status-line")).to_contain_text("needs")
+    expect(page.locator(".holders")).to_contain_text("Held by")
     page.get_by_role("link", name="Cancel", exact=True).click()
     expect(page.get_by_text("This cannot be undone.")).to_be_visible()
     page.get_by_role("link", name="No, keep it as it is").click()
