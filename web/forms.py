@@ -33,13 +33,9 @@ class ClusterChoiceField(forms.ModelChoiceField):
         return f"{cluster.name} (capacity {capacity})"
 
 
-class DeploymentForm(forms.Form):
-    cluster = ClusterChoiceField(queryset=Cluster.objects.none(), empty_label=None)
-    name = forms.CharField(max_length=100, validators=[validate_display_text])
-    image = forms.CharField(
-        max_length=512,
-        help_text="A Docker/OCI image reference, e.g. registry.example.com:5000/team/trainer:1.4",
-    )
+class ResourceFields(forms.Form):
+    """A resource vector's three fields (a request, or a capacity), as the API checks them."""
+
     cpu = forms.DecimalField(
         label="CPU (cores)",
         max_digits=9,
@@ -50,6 +46,21 @@ class DeploymentForm(forms.Form):
     )
     ram_mb = forms.IntegerField(label="RAM (MiB)", min_value=0, max_value=BY_NAME["ram_mb"].maximum)
     gpu = forms.IntegerField(label="GPUs", min_value=0, max_value=BY_NAME["gpu"].maximum, initial=0)
+
+    RESOURCE_FIELDS = ("cpu", "ram_mb", "gpu")
+
+    def resources(self) -> Resources:
+        data = self.cleaned_data
+        return Resources(int(data["cpu"] * MILLI), data["ram_mb"], data["gpu"])
+
+
+class DeploymentForm(ResourceFields):
+    cluster = ClusterChoiceField(queryset=Cluster.objects.none(), empty_label=None)
+    name = forms.CharField(max_length=100, validators=[validate_display_text])
+    image = forms.CharField(
+        max_length=512,
+        help_text="A Docker/OCI image reference, e.g. registry.example.com:5000/team/trainer:1.4",
+    )
     priority = forms.IntegerField(
         min_value=0, max_value=MAX_PRIORITY, initial=0, help_text="Higher runs first."
     )
@@ -66,7 +77,7 @@ class DeploymentForm(forms.Form):
         "write 12:finished or 12:failed for another condition.",
     )
 
-    RESOURCE_FIELDS = ("cpu", "ram_mb", "gpu")
+    field_order = ["cluster", "name", "image", "cpu", "ram_mb", "gpu"]
 
     def __init__(self, *args, clusters, **kwargs) -> None:
         super().__init__(*args, label_suffix="", **kwargs)
@@ -112,7 +123,7 @@ class DeploymentForm(forms.Form):
         return DeploymentSpec(
             name=data["name"],
             image=data["image"],
-            resources=Resources(int(data["cpu"] * MILLI), data["ram_mb"], data["gpu"]),
+            resources=self.resources(),
             priority=data["priority"],
             preemptible=data["preemptible"],
             depends_on=data["depends_on"],
@@ -135,6 +146,5 @@ class DeploymentForm(forms.Form):
 
     def _exceeding_fields(self) -> list[str]:
         data = self.cleaned_data
-        request = Resources(int(data["cpu"] * MILLI), data["ram_mb"], data["gpu"])
-        short = request.shortfall(data["cluster"].capacity)
+        short = self.resources().shortfall(data["cluster"].capacity)
         return [name for name in self.RESOURCE_FIELDS if getattr(short, name)]

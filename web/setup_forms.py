@@ -13,18 +13,11 @@ from decimal import Decimal
 from django import forms
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.exceptions import ValidationError
-from scheduler.allocation import Policy, Resources
 
-from clusters.models import (
-    MAX_CPU_MILLICORES,
-    MAX_GPU,
-    MAX_RAM_MB,
-    MAX_STARVATION_SECONDS,
-    Cluster,
-)
+from clusters.models import MAX_STARVATION_SECONDS, Cluster
 from orgs.models import Role
-
-MILLI = Decimal(1000)
+from planner import Policy
+from web.forms import MILLI, ResourceFields
 
 
 class LabelledForm(forms.Form):
@@ -79,20 +72,12 @@ class RoleForm(LabelledForm):
     role = forms.ChoiceField(choices=Role.choices)
 
 
-class ClusterForm(LabelledForm):
+class ClusterForm(ResourceFields, LabelledForm):
     """Create or change a cluster (every field, as on creation; PATCH sends them all)."""
 
+    field_order = ["name", "cpu", "ram_mb", "gpu", "policy", "starvation_after_seconds"]
+
     name = forms.CharField(max_length=100)
-    cpu = forms.DecimalField(
-        label="CPU (cores)",
-        max_digits=9,
-        decimal_places=3,
-        min_value=Decimal(0),
-        max_value=Decimal(MAX_CPU_MILLICORES) / MILLI,
-        help_text="Up to 3 decimals.",
-    )
-    ram_mb = forms.IntegerField(label="RAM (MiB)", min_value=0, max_value=MAX_RAM_MB)
-    gpu = forms.IntegerField(label="GPUs", min_value=0, max_value=MAX_GPU, initial=0)
     policy = forms.ChoiceField(
         label="Scheduling policy",
         choices=[
@@ -121,10 +106,6 @@ class ClusterForm(LabelledForm):
             "policy": cluster.policy,
             "starvation_after_seconds": cluster.starvation_after_seconds,
         }
-
-    def capacity(self) -> Resources:
-        data = self.cleaned_data
-        return Resources(int(data["cpu"] * MILLI), data["ram_mb"], data["gpu"])
 
     def attach_errors(self, error: ValidationError) -> None:
         if hasattr(error, "error_dict") and "capacity" in error.error_dict:

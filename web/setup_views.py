@@ -18,7 +18,6 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 from django_ratelimit.core import is_ratelimited
-from scheduler.allocation import Policy
 
 from accounts.services import user_register
 from clusters import services as cluster_services
@@ -34,6 +33,7 @@ from orgs.selectors import (
     membership_list,
     organization_list,
 )
+from planner import Policy
 from web import selectors
 from web.sessions import login_required_keeping_form, stashed_form_data
 from web.setup_forms import ClusterForm, JoinForm, OrganizationForm, RoleForm, SignUpForm
@@ -58,6 +58,13 @@ def _render_form(
     request: HttpRequest, template: str, context: dict, *, failed: bool
 ) -> HttpResponse:
     return render(request, template, context, status=400 if failed else 200)
+
+
+def _simple_form_page(
+    request: HttpRequest, form, *, heading: str, intro: str, button: str
+) -> HttpResponse:
+    context = {"form": form, "heading": heading, "intro": intro, "button": button}
+    return _render_form(request, "web/simple_form.html", context, failed=form.is_bound)
 
 
 def _limited(request: HttpRequest, *, group: str, key: str, rate: str) -> int:
@@ -98,7 +105,13 @@ def organization_new(request: HttpRequest) -> HttpResponse:
         )
         messages.success(request, f"Created {organization.name}; you are its owner.")
         return redirect("web:team", organization_id=organization.pk)
-    return _render_form(request, "web/organization_new.html", {"form": form}, failed=form.is_bound)
+    return _simple_form_page(
+        request,
+        form,
+        heading="Create an organization",
+        intro="You become its owner, and can invite your team with its invite code.",
+        button="Create",
+    )
 
 
 @GET_POST
@@ -120,7 +133,13 @@ def organization_join(request: HttpRequest) -> HttpResponse:
                 name, role = membership.organization.name, membership.role.label.lower()
                 messages.success(request, f"You are a member of {name}, as {role}.")
                 return redirect("web:dashboard", organization_id=membership.organization_id)
-    return _render_form(request, "web/organization_join.html", {"form": form}, failed=form.is_bound)
+    return _simple_form_page(
+        request,
+        form,
+        heading="Join an organization",
+        intro="You join as a developer; an owner or admin can change your role.",
+        button="Join",
+    )
 
 
 def _access(request: HttpRequest, organization_id: int) -> selectors.Access:
@@ -244,13 +263,13 @@ def _cluster_save(*, organization, cluster: Cluster | None, data: dict, form: Cl
         return cluster_services.cluster_create(
             organization=organization,
             name=data["name"],
-            capacity=form.capacity(),
+            capacity=form.resources(),
             policy=Policy(data["policy"]),
             starvation_after_seconds=data["starvation_after_seconds"],
         )
     changes = cluster_services.ClusterChanges(
         name=data["name"],
-        capacity=form.capacity(),
+        capacity=form.resources(),
         policy=Policy(data["policy"]),
         starvation_after_seconds=data["starvation_after_seconds"],
         starvation_set=True,
