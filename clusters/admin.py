@@ -117,8 +117,7 @@ class ClusterAdmin(ServiceModelAdmin):
         "cpu",
         "ram",
         "gpu",
-        "running_count",
-        "waiting_count",
+        "work",
     ]
     list_filter = ["policy", "organization"]
     list_select_related = ["organization"]
@@ -171,6 +170,10 @@ class ClusterAdmin(ServiceModelAdmin):
     @admin.display(description="GPU allocated")
     def gpu(self, cluster: Cluster) -> str:
         return usage_bar(cluster_usage(cluster)[2])
+
+    @admin.display(description="work", ordering="waiting_count")
+    def work(self, cluster: Cluster) -> str:
+        return f"{cluster.running_count} running, {cluster.waiting_count} waiting"
 
     @admin.display(description="running", ordering="running_count")
     def running_count(self, cluster: Cluster) -> int:

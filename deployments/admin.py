@@ -97,7 +97,8 @@ class EventInline(ReadOnlyInline):
 
 @admin.register(Deployment)
 class DeploymentAdmin(admin.ModelAdmin):
-    # Fits 1280 px: the organization is in the cluster's column, queue times on the page.
+    # Fits 1280 px: the organization is in the cluster's column; the queue time and the
+    # preemption count are on each deployment's page.
     list_display = [
         "id",
         "name",
@@ -106,7 +107,6 @@ class DeploymentAdmin(admin.ModelAdmin):
         "requests",
         "cluster_name",
         "created_by",
-        "preemption_count",
         "started_at",
     ]
     list_display_links = ["id", "name"]

@@ -19,6 +19,7 @@ from io import StringIO
 from types import SimpleNamespace
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from playwright.sync_api import Browser, Page, expect
 
@@ -240,4 +241,30 @@ def test_swagger_keeps_writing_after_signing_in_within_it(live_server, demo, bro
 
     try_out("POST", "/api/v1/auth/login/")
     try_out("POST", "/api/v1/organizations/")
+    page.close()
+
+
+@pytest.fixture
+def operator(demo) -> SimpleNamespace:
+    get_user_model().objects.create_superuser("operator", password=PASSWORD)
+    return demo
+
+
+def test_admin_lists_fit_1280_px(live_server, operator, browser, screenshots):
+    page = browser.new_page(viewport=WIDTHS["wide"])
+    page.goto(f"{live_server.url}/admin/login/")
+    page.get_by_label("Username").fill("operator")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    for model in ("clusters/cluster", "deployments/deployment"):
+        page.goto(f"{live_server.url}/admin/{model}/")
+        expect(page.locator("#result_list")).to_be_visible()
+        name = model.split("/")[1]
+        page.screenshot(path=str(screenshots / f"admin-{name}s.png"), full_page=True)
+        # Every column on screen: the results table is no wider than its scroll box.
+        assert page.evaluate(
+            "(() => { const box = document.querySelector('.results');"
+            " return box.scrollWidth <= box.clientWidth; })()"
+        ), model
+        assert fits(page), model
     page.close()

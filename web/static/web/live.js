@@ -32,13 +32,13 @@
         line.removeAttribute("role"); // the time ticks every few seconds: not announced
         line.textContent = "Updates live · last updated " + clock(updated);
       },
-      offline: function () {
+      offline: function (why) {
         if (!line.classList.contains("offline")) {
           line.setAttribute("role", "alert"); // announced once, when the server goes
         }
         line.classList.add("offline");
-        line.textContent = "Offline: the server cannot be reached. This page shows the state " +
-          "as of " + clock(updated) + " and updates again once the server answers.";
+        line.textContent = why + " This page shows the state as of " + clock(updated) +
+          " and updates again once the server answers.";
       },
     };
   }
@@ -64,7 +64,7 @@
             return null;
           }
           if (!response.ok) {
-            status.offline();
+            status.offline("The server answered with an error (" + response.status + ").");
             return null;
           }
           status.fresh();
@@ -78,7 +78,7 @@
         })
         .catch(function () {
           // A dropped connection: say so; the next tick tries again.
-          status.offline();
+          status.offline("Offline: the server cannot be reached.");
         })
         .then(function () {
           busy = false;
