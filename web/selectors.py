@@ -17,7 +17,7 @@ from clusters.models import Cluster
 from clusters.selectors import cluster_list
 from clusters.usage import Usage, cluster_usage
 from deployments import permissions as rules
-from deployments.models import Dependency, Deployment, DeploymentEvent, Status
+from deployments.models import HOLDS_ROOM, Dependency, Deployment, DeploymentEvent, Status
 from deployments.selectors import deployment_dependents, deployment_events, deployment_list
 from deployments.statemachine import RULES, Action
 from hypervisor.resources import NAMES, Resources
@@ -220,9 +220,11 @@ def deployment_page_get(*, user: AbstractBaseUser, deployment_id: int) -> Deploy
     if deployment.status in (Status.QUEUED, Status.PENDING):
         queue = cluster_queue(cluster=deployment.cluster)
         queue_item = next((i for i in queue if i.deployment.pk == deployment.pk), None)
-        running = deployment_list(
-            user=user, cluster_id=deployment.cluster_id, status=Status.RUNNING
-        ).prefetch_related(None)
+        running = (
+            deployment_list(user=user, cluster_id=deployment.cluster_id)
+            .filter(status__in=HOLDS_ROOM)
+            .prefetch_related(None)
+        )
         rows = queue_rows(
             cluster=deployment.cluster,
             queue=[queue_item] if queue_item else [],
