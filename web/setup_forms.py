@@ -80,11 +80,10 @@ class ClusterForm(ResourceFields, LabelledForm):
     name = forms.CharField(max_length=100)
     policy = forms.ChoiceField(
         label="Scheduling policy",
-        choices=[
-            (Policy.PACK.value, "pack: run as many as possible, priority by priority"),
-            (Policy.FIFO.value, "fifo: queue order within a priority, with backfill"),
-        ],
+        choices=[(policy.value, policy.value) for policy in Policy],
         initial=Policy.PACK.value,
+        help_text="pack: run as many deployments as possible, priority by priority, then "
+        "use the room best; fifo: queue order within a priority, with backfill.",
     )
     starvation_after_seconds = forms.IntegerField(
         label="Starvation protection (seconds)",

@@ -43,5 +43,9 @@ def url(live_server, name: str, *args) -> str:
 
 
 def fits(page: Page) -> bool:
-    """Nothing makes the page scroll sideways."""
-    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    """Nothing makes the page, or a table's scroll box, scroll sideways."""
+    return page.evaluate(
+        """() => document.documentElement.scrollWidth <= window.innerWidth &&
+           [...document.querySelectorAll('.table-scroll')].every(
+             (box) => box.scrollWidth <= box.clientWidth)"""
+    )
