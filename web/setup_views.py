@@ -168,7 +168,6 @@ def team(request: HttpRequest, organization_id: int) -> HttpResponse:
         "organization": organization,
         "access": access,
         "rows": rows,
-        "roles": Role.choices,
         "clusters": cluster_list(user=request.user, organization_id=organization_id),
     }
     return render(request, "web/team.html", context)
