@@ -7,9 +7,13 @@ Each keeps the site's header and offers a way home. Wired in `hypervisor.urls`
 
 from __future__ import annotations
 
+import sys
+
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 from django.views.decorators.csrf import requires_csrf_token
+
+from hypervisor import errors as api_errors
 
 
 def _page(request: HttpRequest | None, template: str, status: int, context: dict) -> HttpResponse:
@@ -31,9 +35,18 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
+    """Under /api/, hypervisor.errors' JSON; elsewhere the site's page, with the same
+    status: 503 and `Retry-After` while the database is unreachable, else 500."""
+    if request.path.startswith("/api/"):
+        return api_errors.server_error(request)
+    unreachable = api_errors.database_unavailable(sys.exc_info()[1])
+    title = "The database is unreachable" if unreachable else "Something went wrong"
     # No request context: whatever broke (the database, a context processor) must not
     # break the error page too. Shown as signed out, with links home and to sign in.
-    return _page(None, "500.html", 500, {"error_title": "Something went wrong"})
+    response = _page(None, "500.html", 503 if unreachable else 500, {"error_title": title})
+    if unreachable:
+        response["Retry-After"] = str(api_errors.DATABASE_RETRY_AFTER_SECONDS)
+    return response
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:

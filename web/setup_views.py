@@ -89,7 +89,7 @@ def signup(request: HttpRequest) -> HttpResponse:
             except ValidationError as error:
                 form.attach_errors(error)
             else:
-                login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+                login(request, user)  # the one configured backend
                 messages.success(request, f"Welcome, {user.get_username()}. You are signed in.")
                 return redirect("web:home")
     return _render_form(request, "web/signup.html", {"form": form}, failed=form.is_bound)

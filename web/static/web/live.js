@@ -43,13 +43,14 @@
     };
   }
 
-  function watch(region) {
+  // One status line per page, above its first live region; the other regions stay quiet.
+  var QUIET = { fresh: function () {}, offline: function () {} };
+
+  function watch(region, status) {
     var url = region.getAttribute("data-live-url");
     var interval = parseInt(region.getAttribute("data-live-interval"), 10) || DEFAULT_INTERVAL_MS;
     var last = null;
     var busy = false;
-    var status = statusLine(region);
-    status.fresh();
 
     function tick() {
       if (busy || document.hidden || focusInside(region)) {
@@ -96,7 +97,9 @@
   document.addEventListener("DOMContentLoaded", function () {
     var regions = document.querySelectorAll("[data-live-url]");
     for (var i = 0; i < regions.length; i += 1) {
-      watch(regions[i]);
+      var status = i === 0 ? statusLine(regions[i]) : QUIET;
+      status.fresh();
+      watch(regions[i], status);
     }
   });
 })();
