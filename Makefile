@@ -9,7 +9,7 @@ TEST_DATABASE_NAME ?= test_hypervisor
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 PYTEST_ARGS ?=
 
-.PHONY: run test worker lint format services browser engines build-deps demo clean
+.PHONY: run test screenshots worker lint format services browser engines build-deps demo clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -72,15 +72,20 @@ engines:
 	    "them; the runtime tests need them (apt-get install docker.io busybox-static)." >&2; \
 	  exit 1; }
 
-## test: the whole suite against real PostgreSQL and Redis
-## (over plain HTTP: the secure-by-default redirect and cookie flags are off for it)
-test: $(VENV)/.dev services browser engines
-	DATABASE_URL=$(TEST_DATABASE_URL) TEST_DATABASE_NAME=$(TEST_DATABASE_NAME) \
+# Over plain HTTP: the secure-by-default redirect and cookie flags are off for the tests.
+TEST_ENV = DATABASE_URL=$(TEST_DATABASE_URL) TEST_DATABASE_NAME=$(TEST_DATABASE_NAME) \
 	REDIS_URL=$(TEST_REDIS_URL) SECRET_KEY=test-only-secret-key DEBUG=false \
 	RATELIMIT_LOGIN_IP=10000/m RATELIMIT_LOGIN_USERNAME=10000/m RATELIMIT_REGISTER_IP=10000/h \
 	RATELIMIT_JOIN_USER=10000/m RATELIMIT_UNSAFE_USER=100000/m RATELIMIT_READ_USER=100000/m \
-	SECURE_SSL_REDIRECT=false SESSION_COOKIE_SECURE=false CSRF_COOKIE_SECURE=false \
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	SECURE_SSL_REDIRECT=false SESSION_COOKIE_SECURE=false CSRF_COOKIE_SECURE=false
+
+## test: the whole suite against real PostgreSQL and Redis (leaves the work tree untouched)
+test: $(VENV)/.dev services browser engines
+	$(TEST_ENV) $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## screenshots: rewrite docs/img (the README's pictures) from the browser tests, 1280 and 390 px
+screenshots: $(VENV)/.dev services browser
+	$(TEST_ENV) HV_SCREENSHOTS=1 $(BIN)/python -m pytest -m browser -q web/tests $(PYTEST_ARGS)
 
 ## lint: ruff, Django's checks, migrations and the OpenAPI schema
 lint: $(VENV)/.dev

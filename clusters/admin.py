@@ -117,8 +117,7 @@ class ClusterAdmin(ServiceModelAdmin):
         "cpu",
         "ram",
         "gpu",
-        "running_count",
-        "waiting_count",
+        "work",
     ]
     list_filter = ["policy", "organization"]
     list_select_related = ["organization"]
@@ -172,6 +171,10 @@ class ClusterAdmin(ServiceModelAdmin):
     def gpu(self, cluster: Cluster) -> str:
         return usage_bar(cluster_usage(cluster)[2])
 
+    @admin.display(description="work", ordering="waiting_count")
+    def work(self, cluster: Cluster) -> str:
+        return f"{cluster.running_count} running, {cluster.waiting_count} waiting"
+
     @admin.display(description="running", ordering="running_count")
     def running_count(self, cluster: Cluster) -> int:
         return cluster.running_count
@@ -207,14 +210,19 @@ class ClusterAdmin(ServiceModelAdmin):
             ),
         )
 
+    def ensure_deletable(self, obj: Cluster) -> None:
+        services.cluster_ensure_idle(cluster=obj)
+
     def delete_model(self, request: HttpRequest, obj: Cluster) -> None:
         services.cluster_delete(cluster_id=obj.pk)
 
     @admin.action(description="Reschedule: run a scheduling pass now")
     def reschedule(self, request: HttpRequest, queryset: QuerySet[Cluster]) -> None:
-        cluster_ids = sorted(queryset.values_list("pk", flat=True))
-        for cluster_id in cluster_ids:
-            want_pass(cluster_id=cluster_id)
+        clusters = list(queryset.order_by("pk"))
+        for cluster in clusters:
+            want_pass(cluster_id=cluster.pk)
+            self.log_change(request, cluster, "Requested a scheduling pass.")
+        cluster_ids = [cluster.pk for cluster in clusters]
         self.message_user(
             request, f"Requested a scheduling pass for {len(cluster_ids)} cluster(s)."
         )

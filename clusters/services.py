@@ -61,6 +61,7 @@ def cluster_create(
 ) -> Cluster:
     """Create a cluster; a name already taken in the organization is a `ValidationError`,
     and so is a runtime that is unknown, not available to it, or without room for it."""
+    _ensure_unique_name(organization_id=organization.pk, name=name)
     cluster = Cluster(
         organization=organization,
         name=name,
@@ -82,6 +83,12 @@ def cluster_create(
             raise ValidationError({"name": [DUPLICATE_NAME]}) from None
         raise
     return cluster
+
+
+def _ensure_unique_name(*, organization_id: int, name: str, exclude: int | None = None) -> None:
+    taken = Cluster.objects.filter(organization_id=organization_id, name=name).exclude(pk=exclude)
+    if taken.exists():
+        raise ValidationError({"name": [DUPLICATE_NAME]})
 
 
 def cluster_update(*, cluster_id: int, changes: ClusterChanges) -> Cluster:
@@ -123,6 +130,9 @@ def _update(*, cluster_id: int, changes: ClusterChanges) -> Cluster:
                 )
             cluster.set_capacity(changes.capacity)
         if changes.name is not None:
+            _ensure_unique_name(
+                organization_id=cluster.organization_id, name=changes.name, exclude=cluster.pk
+            )
             cluster.name = changes.name
         if changes.policy is not None:
             cluster.policy = changes.policy.value

@@ -11,6 +11,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.filters import RelatedFieldListFilter
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html_join
 
@@ -19,6 +20,8 @@ from clusters.signals import want_pass
 from deployments import services
 from deployments.models import Dependency, Deployment, DeploymentEvent
 from deployments.services import Action, InvalidTransition
+
+_PAST = {Action.CANCEL: "cancelled", Action.FAIL: "failed", Action.COMPLETE: "completed"}
 
 
 class PriorityFilter(admin.SimpleListFilter):
@@ -94,6 +97,8 @@ class EventInline(ReadOnlyInline):
 
 @admin.register(Deployment)
 class DeploymentAdmin(admin.ModelAdmin):
+    # Fits 1280 px: the organization is in the cluster's column; the queue time and the
+    # preemption count are on each deployment's page.
     list_display = [
         "id",
         "name",
@@ -101,10 +106,7 @@ class DeploymentAdmin(admin.ModelAdmin):
         "priority",
         "requests",
         "cluster_name",
-        "organization",
         "created_by",
-        "preemption_count",
-        "queued_at",
         "started_at",
     ]
     list_display_links = ["id", "name"]
@@ -119,7 +121,7 @@ class DeploymentAdmin(admin.ModelAdmin):
     search_fields = ["=id", "name", "image", "cluster__name", "created_by__username"]
     date_hierarchy = "created_at"
     ordering = ["-id"]
-    actions = ["cancel", "reschedule_cluster"]
+    actions = ["cancel", "fail", "reschedule_cluster"]
     inlines = [DependencyInline, EventInline]
     fieldsets = [
         (None, {"fields": ["name", "image", "cluster", "organization", "created_by"]}),
@@ -166,7 +168,7 @@ class DeploymentAdmin(admin.ModelAdmin):
 
     @admin.display(description="cluster", ordering="cluster__name")
     def cluster_name(self, deployment: Deployment) -> str:
-        return deployment.cluster.name
+        return f"{deployment.cluster.organization.name} / {deployment.cluster.name}"
 
     @admin.display(description="organization", ordering="cluster__organization__name")
     def organization(self, deployment: Deployment) -> str:
@@ -188,31 +190,56 @@ class DeploymentAdmin(admin.ModelAdmin):
             return "nothing"
         return format_html_join(", ", '<a href="{}">{}</a> ({}, waits for {})', rows)
 
-    @admin.action(description="Cancel the selected deployments", permissions=["act"])
-    def cancel(self, request: HttpRequest, queryset: QuerySet[Deployment]) -> None:
-        cancelled, refused = 0, []
-        for deployment_id in sorted(queryset.values_list("pk", flat=True)):
+    @admin.action(description="Cancel the selected deployments…", permissions=["act"])
+    def cancel(self, request: HttpRequest, queryset: QuerySet[Deployment]):
+        return self._act(request, queryset, Action.CANCEL)
+
+    @admin.action(description="Mark the selected deployments failed…", permissions=["act"])
+    def fail(self, request: HttpRequest, queryset: QuerySet[Deployment]):
+        return self._act(request, queryset, Action.FAIL)
+
+    def _act(self, request: HttpRequest, queryset: QuerySet[Deployment], action: Action):
+        """Ask first (a page listing them, like Django's delete), then act through the
+        service on each, with a history entry (LogEntry) per deployment changed."""
+        if request.POST.get("confirmed") != "yes":
+            context = {
+                **self.admin_site.each_context(request),
+                "title": f"{action.capitalize()} {queryset.count()} deployment(s)?",
+                "action": action.value,
+                "deployments": queryset.select_related("cluster").order_by("pk"),
+                "opts": self.model._meta,
+                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            }
+            return TemplateResponse(request, "admin/deployments/confirm_action.html", context)
+        done, refused = 0, []
+        for deployment in queryset.order_by("pk"):
             try:
                 services.deployment_act(
-                    actor=request.user, deployment_id=deployment_id, action=Action.CANCEL
+                    actor=request.user, deployment_id=deployment.pk, action=action
                 )
-                cancelled += 1
             except (InvalidTransition, Deployment.DoesNotExist):
-                refused.append(str(deployment_id))
-        if cancelled:
-            self.message_user(request, f"Cancelled {cancelled} deployment(s).")
+                refused.append(str(deployment.pk))
+                continue
+            done += 1
+            self.log_change(request, deployment, f"{_PAST[action].capitalize()}.")
+        if done:
+            self.message_user(request, f"{_PAST[action].capitalize()} {done} deployment(s).")
         if refused:
             self.message_user(
                 request,
-                f"Not cancelled (already finished or gone): {', '.join(refused)}.",
+                f"Not {_PAST[action]} (their status does not allow it, or gone): "
+                f"{', '.join(refused)}.",
                 messages.WARNING,
             )
+        return None
 
     @admin.action(description="Reschedule their clusters: run a pass now", permissions=["act"])
     def reschedule_cluster(self, request: HttpRequest, queryset: QuerySet[Deployment]) -> None:
         cluster_ids = sorted(set(queryset.values_list("cluster_id", flat=True)))
         for cluster_id in cluster_ids:
             want_pass(cluster_id=cluster_id)
+        for deployment in queryset:
+            self.log_change(request, deployment, "Requested a scheduling pass of its cluster.")
         self.message_user(
             request, f"Requested a scheduling pass for {len(cluster_ids)} cluster(s)."
         )

@@ -93,25 +93,30 @@ def deployment_create(
     return retry_on_contention(lambda: _create(actor=actor, cluster=cluster, spec=spec))
 
 
+def capacity_refusal(dimensions: list[str]) -> str:
+    return f"Exceeds the cluster's capacity in {', '.join(dimensions)}; it could never run."
+
+
 def _validate_spec(*, cluster: Cluster, spec: DeploymentSpec) -> None:
+    """Every problem of the spec at once (image, command, env, capacity, repeated ids)."""
+    errors: dict[str, list[str]] = {}
     try:
         validate_image_reference(spec.image)
     except ValidationError as error:
-        raise ValidationError({"image": error.messages}) from error
-    validate_command(spec.command)
-    validate_env(spec.env)
+        errors["image"] = error.messages
+    for validate, value in ((validate_command, spec.command), (validate_env, spec.env)):
+        try:
+            validate(value)
+        except ValidationError as error:
+            errors.update(error.message_dict)
     if not spec.resources.fits_in(cluster.capacity):
         dims = [d.api_field for d in spec.resources.lacking(cluster.capacity)]
-        raise ValidationError(
-            {
-                "resources": [
-                    f"Exceeds the cluster's capacity in {', '.join(dims)}; it could never run."
-                ]
-            }
-        )
+        errors["resources"] = [capacity_refusal(dims)]
     ids = [d.deployment_id for d in spec.depends_on]
     if len(set(ids)) != len(ids):
-        raise ValidationError({"depends_on": ["Each dependency may be listed once."]})
+        errors["depends_on"] = ["Each dependency may be listed once."]
+    if errors:
+        raise ValidationError(errors)
 
 
 def _create(*, actor: AbstractBaseUser, cluster: Cluster, spec: DeploymentSpec) -> Deployment:

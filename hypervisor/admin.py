@@ -45,10 +45,17 @@ class ServiceModelAdmin(admin.ModelAdmin):
             self.message_user(request, error_text(error), messages.ERROR)
             return HttpResponseRedirect(request.get_full_path())
 
+    def ensure_deletable(self, obj) -> None:
+        """Raise a domain error when the delete service would refuse `obj`: the refusal
+        then comes before the confirmation page, not after it."""
+
     def delete_view(
         self, request: HttpRequest, object_id: str, extra_context: dict | None = None
     ) -> HttpResponse:
         try:
+            obj = self.get_object(request, object_id)
+            if obj is not None:
+                self.ensure_deletable(obj)
             return self._delete_view(request, object_id, extra_context)
         except DomainError as error:
             self.message_user(request, error_text(error), messages.ERROR)

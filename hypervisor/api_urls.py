@@ -4,6 +4,7 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import include, path, re_path
 from django.views.decorators.csrf import csrf_exempt
 
+from hypervisor.api_root import ApiRootView
 from orgs.api.me import MeView
 
 
@@ -15,6 +16,7 @@ def not_found(request: HttpRequest, unmatched: str = "") -> JsonResponse:
 
 
 urlpatterns = [
+    path("", ApiRootView.as_view(), name="api-root"),
     path("auth/", include("accounts.api.urls")),
     re_path(r"^auth/me/?$", MeView.as_view(), name="auth-me"),
     path("", include("orgs.api.urls")),

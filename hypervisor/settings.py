@@ -66,6 +66,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "web.sessions.SlidingSessionMiddleware",
     "hypervisor.ratelimits.UnsafeRequestRateLimitMiddleware",
     "hypervisor.ratelimits.ExpensiveReadRateLimitMiddleware",
     # A refused sign-in on a page (admin, browsable API) is 429 with Retry-After.
@@ -208,6 +209,10 @@ LOGIN_REDIRECT_URL = "web:home"
 LOGOUT_REDIRECT_URL = "web:login"
 
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=1800)
+# A sliding session (web.sessions.SlidingSessionMiddleware): a signed-in person's every
+# request, except the live pages' background refreshes, pushes the session's end to
+# SESSION_COOKIE_AGE from now: it ends after that long idle, not that long after sign-in.
+CSRF_FAILURE_VIEW = "web.errors.csrf_failure"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
@@ -243,6 +248,8 @@ if env.bool("TRUST_X_FORWARDED_PROTO", default=False):
 # --- Internationalization, static files -----------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
+# Times to the second with their zone, in the admin too (hypervisor/formats/en).
+FORMAT_MODULE_PATH = ["hypervisor.formats"]
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
@@ -278,9 +285,11 @@ SPECTACULAR_SETTINGS = {
         "Control plane for MLOps compute: organizations, clusters with fixed capacity, and "
         "deployments placed by a priority scheduler with preemption. Authenticate with a "
         "Django session (`POST /api/v1/auth/login`); every unsafe request carries "
-        "`X-CSRFToken` with the value of the `csrftoken` cookie. Scripts use an API token "
-        "instead (`POST /api/v1/auth/tokens`): `Authorization: Bearer <token>`, no session "
-        "and no CSRF header."
+        "`X-CSRFToken` with the value of the `csrftoken` cookie (this page sends it for "
+        "you, also after signing in here). Scripts use an API token instead "
+        "(`POST /api/v1/auth/tokens`): `Authorization: Bearer <token>`, no session and no "
+        "CSRF header. The examples run as they are on the data of `manage.py demo` in a "
+        "fresh database: sign in first with the login example."
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
@@ -288,6 +297,18 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Offline: the system's fonts (templates/drf_spectacular/redoc.html drops Google Fonts).
+    "REDOC_UI_SETTINGS": {
+        "theme": {
+            "typography": {
+                "fontFamily": "system-ui, -apple-system, 'Segoe UI', Roboto, Arial, sans-serif",
+                "headings": {
+                    "fontFamily": "system-ui, -apple-system, 'Segoe UI', Arial, sans-serif"
+                },
+                "code": {"fontFamily": "ui-monospace, SFMono-Regular, Menlo, Consolas, monospace"},
+            }
+        }
+    },
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "ENUM_NAME_OVERRIDES": {
         "DeploymentStatusEnum": "deployments.models.Status",

@@ -2,25 +2,27 @@
 
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import (
-    SpectacularAPIView,
-    SpectacularRedocView,
-    SpectacularSwaggerSplitView,
-)
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
 from hypervisor.middleware import REDOC_POLICY, with_policy
+from web.docs import SwaggerView
 
-# 503 with Retry-After while the database is unreachable, else 500 (hypervisor.errors).
-handler500 = "hypervisor.errors.server_error"
 # JSON under /api/ for what Django refuses before any view (an over-large body).
 handler400 = "hypervisor.errors.bad_request"
+
+# Site-styled error pages with a way home; under /api/ the 500 stays hypervisor.errors'
+# JSON (503 with Retry-After while the database is unreachable), which web.errors calls.
+handler403 = "web.errors.forbidden"
+handler404 = "web.errors.not_found"
+handler500 = "web.errors.server_error"
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("hypervisor.api_urls")),
     path("api/schema", SpectacularAPIView.as_view(), name="schema"),
-    # The split view serves Swagger UI's start-up script as a file: no inline script.
-    path("api/docs", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="swagger-ui"),
+    # Swagger UI's start-up script is served as a file (no inline script), and reads
+    # the CSRF cookie on every request (web.docs).
+    path("api/docs", SwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path(
         "api/redoc",
         with_policy(SpectacularRedocView.as_view(url_name="schema"), REDOC_POLICY),

@@ -7,7 +7,7 @@ import time
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Permission
 from django.db import connection
 
-from orgs.models import Membership, MembershipQuerySet, Organization, OrganizationQuerySet
+from orgs.models import Membership, MembershipQuerySet, Organization, OrganizationQuerySet, Role
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -34,6 +34,29 @@ def membership_list(*, user: User, organization_id: int) -> MembershipQuerySet:
         .select_related("user", "group")
         .order_by("user_id")
     )
+
+
+def member_role_change_allowed(
+    *, permissions: frozenset[str], target: Membership, role: Role
+) -> bool:
+    """The roles matrix, to show a caller what they may do: owners change anyone's role,
+    admins anyone's up to admin. `membership_change_role` checks it again under its
+    locks, from the caller's role as it is then."""
+    if "orgs.change_membership" not in permissions:
+        return False
+    return Role.OWNER not in (role, target.role) or "orgs.assign_owner" in permissions
+
+
+def member_removal_allowed(
+    *, permissions: frozenset[str], actor: AbstractBaseUser, target: Membership
+) -> bool:
+    """Any member may leave; owners remove anyone, admins anyone up to admin (and
+    `membership_remove` checks it again under its locks)."""
+    if target.user_id == actor.pk:
+        return True
+    if "orgs.delete_membership" not in permissions:
+        return False
+    return target.role != Role.OWNER or "orgs.assign_owner" in permissions
 
 
 def organization_permissions(*, user: User, organization_id: int) -> frozenset[str]:

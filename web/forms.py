@@ -18,9 +18,10 @@ from django.core.exceptions import ValidationError
 
 from accounts.services import TOKEN_DEFAULT_DAYS, TOKEN_MAX_DAYS
 from clusters.models import Cluster
+from deployments.images import validate_image_reference
 from deployments.models import MAX_PRIORITY, Condition, Status
 from deployments.selectors import parse_ordering
-from deployments.services import DependencySpec, DeploymentSpec
+from deployments.services import DependencySpec, DeploymentSpec, capacity_refusal
 from hypervisor.fields import validate_display_text
 from hypervisor.resources import BY_NAME, Resources
 
@@ -53,13 +54,9 @@ class ClusterChoiceField(forms.ModelChoiceField):
         return f"{cluster.name} (capacity {capacity})"
 
 
-class DeploymentForm(forms.Form):
-    cluster = ClusterChoiceField(queryset=Cluster.objects.none(), empty_label=None)
-    name = forms.CharField(max_length=100, validators=[validate_display_text])
-    image = forms.CharField(
-        max_length=512,
-        help_text="A Docker/OCI image reference, e.g. registry.example.com:5000/team/trainer:1.4",
-    )
+class ResourceFields(forms.Form):
+    """A resource vector's three fields (a request, or a capacity), as the API checks them."""
+
     cpu = DecimalField(
         label="CPU (cores)",
         max_digits=9,
@@ -70,6 +67,21 @@ class DeploymentForm(forms.Form):
     )
     ram_mb = IntegerField(label="RAM (MiB)", min_value=0, max_value=BY_NAME["ram_mb"].maximum)
     gpu = IntegerField(label="GPUs", min_value=0, max_value=BY_NAME["gpu"].maximum, initial=0)
+
+    RESOURCE_FIELDS = ("cpu", "ram_mb", "gpu")
+
+    def resources(self) -> Resources:
+        data = self.cleaned_data
+        return Resources(int(data["cpu"] * MILLI), data["ram_mb"], data["gpu"])
+
+
+class DeploymentForm(ResourceFields):
+    cluster = ClusterChoiceField(queryset=Cluster.objects.none(), empty_label=None)
+    name = forms.CharField(max_length=100, validators=[validate_display_text])
+    image = forms.CharField(
+        max_length=512,
+        help_text="A Docker/OCI image reference, e.g. registry.example.com:5000/team/trainer:1.4",
+    )
     priority = IntegerField(
         min_value=0, max_value=MAX_PRIORITY, initial=0, help_text="Higher runs first."
     )
@@ -86,11 +98,27 @@ class DeploymentForm(forms.Form):
         "write 12:finished or 12:failed for another condition.",
     )
 
-    RESOURCE_FIELDS = ("cpu", "ram_mb", "gpu")
+    field_order = ["cluster", "name", "image", "cpu", "ram_mb", "gpu"]
 
     def __init__(self, *args, clusters, **kwargs) -> None:
         super().__init__(*args, label_suffix="", **kwargs)
         self.fields["cluster"].queryset = clusters
+
+    def clean_image(self) -> str:
+        # The service's own check, here too so that it is reported with the rest.
+        image = self.cleaned_data["image"]
+        validate_image_reference(image)
+        return image
+
+    def clean(self) -> dict:
+        """What can be checked before the service: with the shape, the capacity, so that
+        every problem of the form shows in one round."""
+        data = super().clean()
+        if all(data.get(name) is not None for name in ("cluster", *self.RESOURCE_FIELDS)):
+            exceeding = self._exceeding_fields()
+            for name in exceeding:
+                self.add_error(name, capacity_refusal(exceeding))
+        return data
 
     def clean_depends_on(self) -> tuple[DependencySpec, ...]:
         text = self.cleaned_data["depends_on"]
@@ -116,7 +144,7 @@ class DeploymentForm(forms.Form):
         return DeploymentSpec(
             name=data["name"],
             image=data["image"],
-            resources=Resources(int(data["cpu"] * MILLI), data["ram_mb"], data["gpu"]),
+            resources=self.resources(),
             priority=data["priority"],
             preemptible=data["preemptible"],
             depends_on=data["depends_on"],
@@ -139,8 +167,7 @@ class DeploymentForm(forms.Form):
 
     def _exceeding_fields(self) -> list[str]:
         data = self.cleaned_data
-        request = Resources(int(data["cpu"] * MILLI), data["ram_mb"], data["gpu"])
-        short = request.shortfall(data["cluster"].capacity)
+        short = self.resources().shortfall(data["cluster"].capacity)
         return [name for name in self.RESOURCE_FIELDS if getattr(short, name)]
 
 
@@ -182,10 +209,10 @@ class DeploymentListForm(forms.Form):
     status = forms.MultipleChoiceField(
         choices=Status.choices, required=False, widget=forms.CheckboxSelectMultiple
     )
-    priority_min = forms.IntegerField(
+    priority_min = IntegerField(
         label="Priority from", required=False, min_value=0, max_value=MAX_PRIORITY
     )
-    priority_max = forms.IntegerField(
+    priority_max = IntegerField(
         label="Priority to", required=False, min_value=0, max_value=MAX_PRIORITY
     )
     created_by = MemberChoiceField(
@@ -229,7 +256,7 @@ class TokenForm(forms.Form):
         validators=[validate_display_text],
         help_text="What or who will use it, e.g. ci-nightly.",
     )
-    expires_in_days = forms.IntegerField(
+    expires_in_days = IntegerField(
         label="Expires after (days)",
         min_value=1,
         max_value=TOKEN_MAX_DAYS,

@@ -21,7 +21,7 @@ from clusters.models import Cluster
 from clusters.selectors import cluster_list
 from clusters.usage import Usage, cluster_usage
 from deployments import permissions as rules
-from deployments.models import Dependency, Deployment, DeploymentEvent, Status
+from deployments.models import HOLDS_ROOM, Dependency, Deployment, DeploymentEvent, Status
 from deployments.selectors import (
     deployment_dependents,
     deployment_events,
@@ -29,8 +29,15 @@ from deployments.selectors import (
     deployment_search,
 )
 from deployments.statemachine import RULES, Action
+from hypervisor.resources import NAMES, Resources
 from orgs.models import Membership, Organization, Role
-from orgs.selectors import membership_get, membership_list, organization_permissions
+from orgs.selectors import (
+    member_removal_allowed,
+    member_role_change_allowed,
+    membership_get,
+    membership_list,
+    organization_permissions,
+)
 from scheduler.selectors import QueueItem, cluster_queue, queue_position
 
 RECENT_DEPLOYMENTS = 15
@@ -61,6 +68,26 @@ def access_get(*, user: AbstractBaseUser, organization_id: int) -> Access | None
     return Access(role=membership.role, permissions=permissions)
 
 
+@dataclass(frozen=True)
+class MemberActions:
+    """What the caller may do to one member: the roles they may give (empty: none)
+    and whether they may remove them (or, for themselves, leave)."""
+
+    roles: list[Role]
+    may_remove: bool
+
+
+def member_actions(*, access: Access, actor: AbstractBaseUser, target: Membership) -> MemberActions:
+    """The roles matrix (`orgs.selectors`), asked for each role."""
+    roles = [
+        role
+        for role in Role
+        if member_role_change_allowed(permissions=access.permissions, target=target, role=role)
+    ]
+    may_remove = member_removal_allowed(permissions=access.permissions, actor=actor, target=target)
+    return MemberActions(roles=roles, may_remove=may_remove)
+
+
 def memberships_of(*, user: AbstractBaseUser) -> list[Membership]:
     """The caller's organizations with the caller's role in each, by name."""
     return list(
@@ -70,6 +97,47 @@ def memberships_of(*, user: AbstractBaseUser) -> list[Membership]:
     )
 
 
+MAX_HOLDERS_NAMED = 3
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    """A waiting deployment with the running work that holds the room it needs and that
+    it may not preempt (equal or higher priority, or not preemptible), biggest first."""
+
+    item: QueueItem
+    holders: list[Deployment]
+    more_holders: int
+
+
+def queue_rows(
+    *, cluster: Cluster, queue: list[QueueItem], running: list[Deployment]
+) -> list[QueueRow]:
+    free = cluster.capacity - cluster.allocated
+    rows = []
+    for item in queue:
+        waiting = item.deployment
+        holders: list[Deployment] = []
+        # Only for what waits for room: a request beyond the capacity, or one waiting
+        # for its dependencies, is held by nothing that runs.
+        if waiting.status == Status.QUEUED and waiting.resources.fits_in(cluster.capacity):
+            short = waiting.resources.shortfall(free)
+            holders = sorted(
+                (d for d in running if _holds(d, short, waiting)),
+                key=lambda d: (*(-v for v in d.resources.values()), d.pk),
+            )
+        shown = holders[:MAX_HOLDERS_NAMED]
+        rows.append(QueueRow(item=item, holders=shown, more_holders=len(holders) - len(shown)))
+    return rows
+
+
+def _holds(running: Deployment, short: Resources, waiting: Deployment) -> bool:
+    """Whether `running` holds room that `waiting` lacks, and may not be preempted for it."""
+    unstoppable = running.priority >= waiting.priority or not running.preemptible
+    held = running.resources
+    return unstoppable and any(getattr(short, n) and getattr(held, n) for n in NAMES)
+
+
 @dataclass
 class ClusterPanel:
     cluster: Cluster
@@ -77,6 +145,10 @@ class ClusterPanel:
     queue: list[QueueItem]  # its head
     waiting: int  # how many wait in all
     running: list[Deployment] = field(default_factory=list)
+
+    @property
+    def queue_rows(self) -> list[QueueRow]:
+        return queue_rows(cluster=self.cluster, queue=self.queue, running=self.running)
 
 
 @dataclass
@@ -128,6 +200,7 @@ class DeploymentPage:
     dependents: list[tuple[Deployment, str]]  # what waits on it, with the condition
     events: list[DeploymentEvent]
     queue_item: QueueItem | None
+    queue_row: QueueRow | None
     actions: list[Action]
 
 
@@ -159,13 +232,24 @@ def deployment_page_get(*, user: AbstractBaseUser, deployment_id: int) -> Deploy
         (other, conditions.get(other.pk, ""))
         for other in deployment_dependents(user=user, deployment=deployment).prefetch_related(None)
     ]
+    # Its place by two index counts (not a read of the queue), and what holds its room.
+    queue_item, queue_row = queue_position(deployment=deployment), None
+    if queue_item is not None:
+        running = (
+            deployment_list(user=user, cluster_id=deployment.cluster_id)
+            .filter(status__in=HOLDS_ROOM)
+            .prefetch_related(None)
+        )
+        rows = queue_rows(cluster=deployment.cluster, queue=[queue_item], running=list(running))
+        queue_row = rows[0]
     return DeploymentPage(
         deployment=deployment,
         access=access,
         dependencies=list(deployment.dependency_links.all()),
         dependents=dependents,
         events=list(deployment_events(deployment=deployment)),
-        queue_item=queue_position(deployment=deployment),
+        queue_item=queue_item,
+        queue_row=queue_row,
         actions=available_actions(deployment=deployment, access=access, user=user),
     )
 

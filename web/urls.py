@@ -5,7 +5,7 @@ from django.urls import path, register_converter
 
 from deployments.services import Action
 from hypervisor.converters import IdConverter
-from web import views
+from web import setup_views, views
 
 app_name = "web"
 register_converter(IdConverter, "id")
@@ -16,6 +16,27 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("account/tokens/", views.tokens, name="tokens"),
     path("account/tokens/<id:token_id>/revoke/", views.token_revoke_view, name="token-revoke"),
+    path("signup/", setup_views.signup, name="signup"),
+    path("orgs/new/", setup_views.organization_new, name="organization-new"),
+    path("orgs/join/", setup_views.organization_join, name="organization-join"),
+    path("orgs/<id:organization_id>/team/", setup_views.team, name="team"),
+    path(
+        "orgs/<id:organization_id>/invite-code/",
+        setup_views.invite_code_rotate,
+        name="invite-code-rotate",
+    ),
+    path(
+        "orgs/<id:organization_id>/members/<id:user_id>/role/",
+        setup_views.member_role,
+        name="member-role",
+    ),
+    path(
+        "orgs/<id:organization_id>/members/<id:user_id>/remove/",
+        setup_views.member_remove,
+        name="member-remove",
+    ),
+    path("orgs/<id:organization_id>/clusters/new/", setup_views.cluster_new, name="cluster-new"),
+    path("clusters/<id:cluster_id>/edit/", setup_views.cluster_edit, name="cluster-edit"),
     path("orgs/<id:organization_id>/", views.dashboard, name="dashboard"),
     path("orgs/<id:organization_id>/live/", views.dashboard_live, name="dashboard-live"),
     path(

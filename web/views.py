@@ -28,6 +28,7 @@ from deployments.services import Action, InvalidTransition
 from orgs.selectors import organization_list
 from web import selectors
 from web.forms import DEFAULT_SORT, DeploymentForm, DeploymentListForm, TokenForm
+from web.sessions import login_required_keeping_form, stashed_form_data
 
 # The deployments table's columns: (heading, the ordering field it sorts by, or None).
 LIST_COLUMNS = [
@@ -130,15 +131,19 @@ def deployment_logs_live(request: HttpRequest, deployment_id: int) -> HttpRespon
     return render(request, "web/_deployment_logs.html", {"logs": logs})
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @login_required
 def deployment_action(request: HttpRequest, deployment_id: int, action: Action) -> HttpResponse:
+    """POST acts; GET asks first (the page's Cancel and Fail buttons lead here)."""
     found = selectors.deployment_access_get(user=request.user, deployment_id=deployment_id)
     if found is None:
         raise Http404("No such deployment.")
     deployment, access = found
     if not access.may_act_on(deployment, request.user):
         raise PermissionDenied("Your role in this organization does not allow this action.")
+    if request.method == "GET":
+        context = {"deployment": deployment, "action": action}
+        return render(request, "web/deployment_confirm.html", context)
     try:
         deployment = services.deployment_act(
             actor=request.user, deployment_id=deployment_id, action=action
@@ -151,7 +156,7 @@ def deployment_action(request: HttpRequest, deployment_id: int, action: Action) 
 
 
 @require_http_methods(["GET", "POST"])
-@login_required
+@login_required_keeping_form
 def deployment_new(request: HttpRequest, organization_id: int) -> HttpResponse:
     access = selectors.access_get(user=request.user, organization_id=organization_id)
     if access is None:
@@ -161,6 +166,9 @@ def deployment_new(request: HttpRequest, organization_id: int) -> HttpResponse:
     organization = organization_list(user=request.user).get(pk=organization_id)
     clusters = cluster_list(user=request.user, organization_id=organization_id)
     initial = {"cluster": request.GET.get("cluster")} if request.GET.get("cluster") else {}
+    stashed = stashed_form_data(request)  # typed before a sign-out
+    if stashed is not None:
+        initial = {**stashed.dict(), "preemptible": "preemptible" in stashed}
     data = request.POST if request.method == "POST" else None
     form = DeploymentForm(data, clusters=clusters, initial=initial)
     if request.method == "POST" and form.is_valid():

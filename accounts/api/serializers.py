@@ -2,6 +2,7 @@ import unicodedata
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.validators import UnicodeUsernameValidator
+from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from rest_framework import serializers
 
 from accounts.models import ApiToken
@@ -26,6 +27,15 @@ class RegisterSerializer(serializers.Serializer):
     email = serializers.EmailField(required=False, allow_blank=True, default="")
 
 
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "A demo user (`manage.py demo`)",
+            value={"username": "demo-admin", "password": "hypervisor-demo"},
+            request_only=True,
+        )
+    ]
+)
 class LoginSerializer(serializers.Serializer):
     username = strict.CharField(max_length=150)
     password = strict.CharField(max_length=128, write_only=True, trim_whitespace=False)

@@ -39,6 +39,12 @@ BAD_CREDENTIALS = "Unable to log in with the provided credentials."
 class RegisterView(APIView):
     permission_classes = [AllowAny]
     authentication_classes = []
+    serializer_class = RegisterSerializer  # the browsable API's form
+
+    @extend_schema(exclude=True)
+    def get(self, request: Request) -> Response:
+        """The browsable API opens the form here rather than on a 405."""
+        return Response({"detail": "POST {username, password, email?} to create an account."})
 
     @extend_schema(
         summary="Create an account",
@@ -60,6 +66,12 @@ class RegisterView(APIView):
 class LoginView(APIView):
     permission_classes = [AllowAny]
     authentication_classes = []
+    serializer_class = LoginSerializer  # the browsable API's form
+
+    @extend_schema(exclude=True)
+    def get(self, request: Request) -> Response:
+        """The browsable API opens the form here rather than on a 405."""
+        return Response({"detail": "POST {username, password} to sign in."})
 
     @extend_schema(
         summary="Log in",

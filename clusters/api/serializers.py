@@ -92,15 +92,17 @@ class RuntimeField(serializers.Field):
 @extend_schema_serializer(
     examples=[
         OpenApiExample(
-            "A GPU cluster",
+            "A GPU cluster (runs on `manage.py demo`'s data)",
             value={
                 "organization": 1,
-                "name": "gpu-east",
+                "name": "gpu-west",
                 "capacity": {"cpu": 64, "ram_mb": 262144, "gpu": 8},
                 "policy": "pack",
                 "starvation_after_seconds": 3600,
-                "runtime": "gpu-east-docker",
+                "runtime": None,
             },
+            description="`runtime`: null (manual), or a name from `manage.py runtime list`; "
+            "the demo registers `local-docker` when this machine has a Docker engine.",
             request_only=True,
         )
     ]

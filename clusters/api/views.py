@@ -102,20 +102,10 @@ class ClusterViewSet(
     def organization_id_of(self, cluster: Cluster) -> int:
         return cluster.organization_id
 
-    def _ensure_unique_name(
-        self, organization_id: int, name: str, exclude: int | None = None
-    ) -> None:
-        clusters = Cluster.objects.filter(organization_id=organization_id, name=name).exclude(
-            pk=exclude
-        )
-        if clusters.exists():
-            raise serializers.ValidationError({"name": [services.DUPLICATE_NAME]})
-
     def perform_create(self, serializer: ClusterSerializer) -> None:
         data = serializer.validated_data
         organization = data["organization"]
         require_org_permission(self.request, organization.pk, "clusters.add_cluster")
-        self._ensure_unique_name(organization.pk, data["name"])
         serializer.instance = services.cluster_create(
             organization=organization,
             name=data["name"],
@@ -130,8 +120,6 @@ class ClusterViewSet(
         serializer = self.get_serializer(cluster, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        if "name" in data:
-            self._ensure_unique_name(cluster.organization_id, data["name"], exclude=cluster.pk)
         changes = services.ClusterChanges(
             name=data.get("name"),
             capacity=data.get("capacity"),

@@ -4,6 +4,7 @@ through `clusters.services`, and a scheduling pass on demand."""
 from __future__ import annotations
 
 import pytest
+from django.contrib.admin.models import LogEntry
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -57,8 +58,7 @@ def test_changelist_shows_bars_and_counts(operator):
     assert 'aria-label="CPU: 4 of 8 cores allocated (50%)"' in body
     assert "4 / 8 cores · 50%" in body
     row = body[body.index(change_url(cluster)) :]
-    assert '<td class="field-running_count">2</td>' in row
-    assert '<td class="field-waiting_count">3</td>' in row
+    assert '<td class="field-work">2 running, 3 waiting</td>' in row
 
 
 def test_changelist_queries_do_not_grow_with_rows(operator):
@@ -155,6 +155,23 @@ def test_deleting_a_busy_cluster_is_refused_with_a_message(operator):
     )
     assert "still has 5 running or waiting deployment(s)" in response.content.decode()
     assert Cluster.objects.filter(pk=cluster.pk).exists()
+
+
+def test_a_busy_clusters_delete_is_refused_before_the_confirmation_page(operator):
+    cluster = busy_cluster()
+    url = reverse("admin:clusters_cluster_delete", args=[cluster.pk])
+    response = operator.get(url)
+    assert response.status_code == 302
+    assert response["Location"] == reverse("admin:clusters_cluster_change", args=[cluster.pk])
+    page = operator.get(response["Location"]).content.decode()
+    assert "still has 5 running or waiting deployment(s)" in page
+
+
+def test_the_reschedule_action_leaves_history(operator):
+    cluster = ClusterFactory()
+    operator.post(CHANGELIST, {"action": "reschedule", "_selected_action": [cluster.pk]})
+    entry = LogEntry.objects.get(object_id=str(cluster.pk), content_type__model="cluster")
+    assert entry.user.is_staff and "scheduling pass" in entry.get_change_message()
 
 
 def test_deleting_an_idle_cluster_works(operator):

@@ -110,15 +110,15 @@ def _links(deployment: Deployment) -> list[dict]:
 @extend_schema_serializer(
     examples=[
         OpenApiExample(
-            "A training job after its data preparation",
+            "A training job after its data preparation (runs on `manage.py demo`'s data)",
             value={
                 "cluster": 1,
-                "name": "train-resnet",
+                "name": "train-resnet-v2",
                 "image": "registry.example.com:5000/team/trainer:1.4",
                 "resources": {"cpu": 8, "ram_mb": 32768, "gpu": 2},
                 "priority": 100,
                 "preemptible": False,
-                "depends_on": [41, {"deployment": 42, "condition": "finished"}],
+                "depends_on": [1, {"deployment": 3, "condition": "finished"}],
                 "command": ["python", "train.py", "--epochs", "10"],
                 "env": {"WANDB_MODE": "offline"},
             },

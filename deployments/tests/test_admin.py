@@ -3,7 +3,10 @@ history read-only, and cancel / reschedule through the services."""
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import pytest
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission
 from django.db import connection
 from django.test import Client
@@ -125,20 +128,40 @@ def test_cancel_action_calls_the_service_and_the_queue_moves(operator, operator_
     running = RunningDeploymentFactory(cluster=cluster)
     waiting = DeploymentFactory(cluster=cluster)
     finished = DeploymentFactory(cluster=cluster, status=Status.COMPLETED)
-    response = operator.post(
-        CHANGELIST,
-        {"action": "cancel", "_selected_action": [running.pk, finished.pk]},
-        follow=True,
-    )
+    selected = {"action": "cancel", "_selected_action": [running.pk, finished.pk]}
+    ask = operator.post(CHANGELIST, selected).content.decode()
+    assert "Cancel 2 deployment(s)?" in ask and "Yes, cancel them" in ask
+    running.refresh_from_db()
+    assert running.status == Status.RUNNING  # asking changed nothing
+    response = operator.post(CHANGELIST, {**selected, "confirmed": "yes"}, follow=True)
     body = response.content.decode()
     assert "Cancelled 1 deployment(s)." in body
-    assert f"Not cancelled (already finished or gone): {finished.pk}." in body
+    assert f"Not cancelled (their status does not allow it, or gone): {finished.pk}." in body
     running.refresh_from_db()
     assert running.status == Status.CANCELLED
     event = DeploymentEvent.objects.get(deployment=running, to_status=Status.CANCELLED)
     assert event.actor == operator_user
     waiting.refresh_from_db()
     assert waiting.status == Status.RUNNING  # the pass after the cancel started it
+    entry = LogEntry.objects.get(object_id=str(running.pk), content_type__model="deployment")
+    assert entry.user == operator_user and entry.get_change_message() == "Cancelled."
+
+
+def test_fail_action_asks_then_fails_through_the_service(operator):
+    cluster = ClusterFactory(capacity_cpu=1000, allocated_cpu=1000, allocated_ram_mb=1024)
+    running = RunningDeploymentFactory(cluster=cluster)
+    selected = {"action": "fail", "_selected_action": [running.pk]}
+    assert "Yes, mark them failed" in operator.post(CHANGELIST, selected).content.decode()
+    operator.post(CHANGELIST, {**selected, "confirmed": "yes"})
+    running.refresh_from_db()
+    assert running.status == Status.FAILED
+
+
+def test_times_show_seconds_and_the_time_zone(operator):
+    deployment = RunningDeploymentFactory()
+    body = operator.get(CHANGELIST).content.decode()
+    started = deployment.started_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    assert f"{started} UTC" in body
 
 
 @pytest.mark.django_db(transaction=True)
@@ -159,7 +182,8 @@ def test_actions_need_the_change_permission(operator):
     body = client.get(CHANGELIST).content.decode()
     assert 'value="cancel"' not in body
     deployment = RunningDeploymentFactory()
-    client.post(CHANGELIST, {"action": "cancel", "_selected_action": [deployment.pk]})
+    selected = {"action": "cancel", "_selected_action": [deployment.pk], "confirmed": "yes"}
+    client.post(CHANGELIST, selected)
     deployment.refresh_from_db()
     assert deployment.status == Status.RUNNING
     staff.user_permissions.add(Permission.objects.get(codename="change_deployment"))

@@ -66,6 +66,10 @@ class OrganizationViewSet(
         "members": "orgs.view_membership",
     }
 
+    def get_serializer_class(self) -> type:
+        # What the browsable API's forms show: the join form asks for an invite code.
+        return JoinSerializer if self.action == "join" else super().get_serializer_class()
+
     def organization_id_of(self, organization: Organization) -> int:
         return organization.pk
 

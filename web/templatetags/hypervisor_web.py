@@ -32,3 +32,12 @@ def ago(moment: datetime | None) -> str:
     if timezone.now() - moment < timedelta(minutes=1):
         return "just now"
     return f"{timesince(moment)} ago"
+
+
+@register.filter
+def actor_note(event) -> str:
+    """`by bob`, `by the scheduler`, or nothing when the reason already says who
+    (`failed by bob`): never "failed by bob by bob"."""
+    who = event.actor.get_username() if event.actor_id else "the scheduler"
+    by = f"by {who}"
+    return "" if event.reason == by or event.reason.endswith(f" {by}") else by

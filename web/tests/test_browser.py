@@ -3,8 +3,12 @@ pytest-django's live server (the app in a thread, passes run in-process after co
 
 The story: sign in, open the dashboard, submit a deployment that has to wait, watch it
 appear in the queue of a dashboard left open in another tab, complete a running one
-with the keyboard, and watch the queued one start there, without a reload. Along the
-way the run saves docs/img/dashboard.png and docs/img/deployment.png for the README.
+with the keyboard, and watch the queued one start there, without a reload. The team's
+set-up from an empty database is in `test_browser_setup.py`.
+
+Screenshots go to a temporary directory, so that `make test` leaves the work tree as it
+found it; `make screenshots` runs these tests with `HV_SCREENSHOTS=1`, which writes them
+to docs/img for the README instead.
 """
 
 from __future__ import annotations
@@ -12,23 +16,19 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from io import StringIO
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from django.conf import settings
 from django.core.management import call_command
-from django.urls import reverse
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
 from deployments.models import Deployment, Status
 from orgs.models import Organization
-from web.management.commands.demo import ORGANIZATION, PASSWORD
+from web.management.commands.demo import ORGANIZATION
+from web.tests.browsing import fits, launch_chromium, sign_in, url
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = Path(settings.BASE_DIR) / "docs" / "img"
 WAIT_MS = 15_000  # the live parts refresh every 3 s
 
 
@@ -54,36 +54,16 @@ def demo() -> SimpleNamespace:
 
 @pytest.fixture
 def browser(demo) -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: run `make browser` (apt-get install chromium).")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield chromium
-        chromium.close()
-
-
-def sign_in(page: Page, base_url: str, username: str) -> None:
-    page.goto(f"{base_url}{reverse('web:login')}")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Your organizations")).to_be_visible()
-
-
-def url(live_server, name: str, *args) -> str:
-    return f"{live_server.url}{reverse(name, args=args)}"
+    yield from launch_chromium()
 
 
 # Sequences reset: the screenshots show the same small ids whatever ran before.
 @pytest.mark.django_db(transaction=True, reset_sequences=True)
-def test_submit_queue_complete_and_watch_it_start(live_server, demo, browser):
+def test_submit_queue_complete_and_watch_it_start(live_server, demo, browser, screenshots):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     sign_in(page, live_server.url, "demo-admin")
-    page.get_by_role("link", name=ORGANIZATION).click()
+    page.get_by_role("link", name=ORGANIZATION, exact=True).click()
     expect(page.get_by_role("heading", name=ORGANIZATION, level=1)).to_be_visible()
 
     # A second tab keeps the dashboard open; a reload would lose this marker.
@@ -120,11 +100,10 @@ def test_submit_queue_complete_and_watch_it_start(live_server, demo, browser):
     expect(queue.locator(f'tr[data-deployment="{submitted_id}"]')).to_have_count(0)
     assert watcher.evaluate("window.notReloaded") is True
 
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    watcher.screenshot(path=str(SCREENSHOTS / "dashboard.png"), full_page=True)
+    watcher.screenshot(path=str(screenshots / "dashboard.png"), full_page=True)
     page.goto(url(live_server, "web:deployment", demo.preempted_id))
     expect(page.get_by_text("preempted by deployment")).to_be_visible()
-    page.screenshot(path=str(SCREENSHOTS / "deployment.png"), full_page=True)
+    page.screenshot(path=str(screenshots / "deployment.png"), full_page=True)
     context.close()
 
 
@@ -141,8 +120,7 @@ def test_keyboard_and_narrow_screens(live_server, demo, browser):
         url(live_server, "web:deployment-new", demo.organization_id),
     ):
         page.goto(target)
-        # Readable at 390 px: nothing makes the page scroll sideways.
-        assert page.evaluate("document.documentElement.scrollWidth") <= 390, target
+        assert fits(page), target  # readable at 390 px
     context.close()
 
 

@@ -11,6 +11,7 @@ import re
 from types import SimpleNamespace
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -19,7 +20,9 @@ from django.urls import reverse
 from accounts.tests.factories import PASSWORD, UserFactory
 from clusters.tests.factories import ClusterFactory
 from deployments.models import Deployment, DeploymentLog, Status
+from deployments.services import DependencySpec, DeploymentSpec, deployment_create
 from deployments.tests.factories import DeploymentFactory
+from hypervisor.resources import Resources
 from orgs.models import Role
 from orgs.tests.factories import MembershipFactory
 from runtime.services import RuntimeSpec, runtime_add
@@ -191,6 +194,23 @@ def test_dashboard_shows_capacity_counts_and_the_explained_queue(developer, orga
     assert "Submit a deployment" in body
 
 
+def test_queue_names_what_holds_the_room_and_marks_the_preempted(
+    developer, organization, cluster, scene
+):
+    scene.queued.preemption_count = 2
+    scene.queued.save()
+    body = client_as(developer).get(dashboard_url(organization)).content.decode()
+    row = body[body.index(f'data-deployment="{scene.queued.pk}"') :]
+    row = row[: row.index("</tr>")]
+    assert "Held by" in row and "mine-running" in row and "theirs-running" in row
+    assert "preempted 2 times" in row
+    pending = body[body.index(f'data-deployment="{scene.pending.pk}"') :]
+    pending = pending[: pending.index("</tr>")]
+    assert "Held by" not in pending and "waiting for deployment" in pending
+    page = client_as(developer).get(deployment_url(scene.queued)).content.decode()
+    assert "Held by" in page and "preempted" in page
+
+
 def test_viewer_sees_the_dashboard_without_a_submit_button(viewer, organization, scene):
     body = client_as(viewer).get(dashboard_url(organization)).content.decode()
     assert "waits-for-room" in body
@@ -235,11 +255,16 @@ def test_deployment_page_shows_fields_dependencies_dependents_and_timeline(devel
     depends_on = pending[pending.index('id="deps-title"') : pending.index('id="dependents-title"')]
     assert "mine-running" in depends_on and "status-running" in depends_on
     assert "must have succeeded" in depends_on
-    assert "in the queue of" in pending
+    assert "Waiting for its dependencies" in pending and "Position" not in pending
+    queued = client_as(developer).get(deployment_url(scene.queued)).content.decode()
+    assert "in the queue of" in queued
 
 
 def buttons(body: str) -> set[str]:
-    return set(re.findall(r'<button type="submit" class="button[^"]*">(\w+)</button>', body))
+    """Complete acts at once; Cancel and Fail lead to a confirmation page first."""
+    posts = re.findall(r'<button type="submit" class="button[^"]*">(\w+)</button>', body)
+    confirms = re.findall(r'<a class="button[^"]*" href="/deployments/\d+/\w+/">(\w+)</a>', body)
+    return {*posts, *confirms}
 
 
 @pytest.mark.parametrize(
@@ -290,8 +315,22 @@ def test_an_action_the_status_forbids_is_explained_not_applied(admin_user, scene
     assert status_of(scene.queued) == Status.QUEUED
 
 
-def test_actions_are_posts_only(owner, scene):
-    assert client_as(owner).get(deployment_url(scene.mine, "cancel")).status_code == 405
+def test_cancel_and_fail_ask_first(owner, scene):
+    client = client_as(owner)
+    for action in ("cancel", "fail"):
+        response = client.get(deployment_url(scene.mine, action))
+        assert response.status_code == 200
+        body = response.content.decode()
+        assert f"{action.capitalize()} mine-running" in body and "cannot be undone" in body
+        assert 'action=""' not in body and 'method="post"' in body
+    assert status_of(scene.mine) == Status.RUNNING  # asking changed nothing
+    assert client.post(deployment_url(scene.mine, "fail")).status_code == 302
+    assert status_of(scene.mine) == Status.FAILED
+
+
+def test_confirmation_follows_the_role_rules(viewer, outsider, scene):
+    assert client_as(viewer).get(deployment_url(scene.mine, "cancel")).status_code == 403
+    assert client_as(outsider).get(deployment_url(scene.mine, "cancel")).status_code == 404
 
 
 # --- the submission form --------------------------------------------------------------
@@ -374,6 +413,33 @@ def test_form_errors_appear_next_to_their_field(
     assert not Deployment.objects.exists()
 
 
+def test_every_error_of_the_form_shows_at_once(developer, organization, cluster):
+    """A missing name, a bad image and a request beyond the capacity: one round."""
+    form = valid_form(cluster, name="", image="Not An Image", cpu="9999", gpu="99")
+    response = client_as(developer).post(new_url(organization), form)
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert "This field is required." in field_block(body, "name")
+    assert "image" in field_block(body, "image").lower()
+    assert "it could never run" in field_block(body, "cpu")
+    assert "it could never run" in field_block(body, "gpu")
+    summary = body[body.index('class="error-summary"') :]
+    assert "Please correct 4 problems" in summary
+    assert 'href="#id_name"' in summary and 'href="#id_image"' in summary
+
+
+def test_the_service_reports_every_problem_of_a_spec_at_once(developer, cluster):
+    spec = DeploymentSpec(
+        name="x",
+        image="Not An Image",
+        resources=Resources(10**6, 1, 0),
+        depends_on=(DependencySpec(1), DependencySpec(1)),
+    )
+    with pytest.raises(ValidationError) as caught:
+        deployment_create(actor=developer, cluster=cluster, spec=spec)
+    assert set(caught.value.message_dict) == {"image", "resources", "depends_on"}
+
+
 def test_foreign_dependency_is_refused_like_a_missing_one(developer, organization, cluster):
     foreign = DeploymentFactory()
     response = client_as(developer).post(
@@ -433,12 +499,14 @@ def add_deployments(cluster, developer, count: int) -> None:
 def test_dashboard_queries_do_not_grow_with_deployments(developer, organization, cluster):
     client = client_as(developer)
     add_deployments(cluster, developer, 1)
-    few = queries(client, dashboard_url(organization))
+    live_url = reverse("web:dashboard-live", args=[organization.pk])
+    few, few_live = queries(client, dashboard_url(organization)), queries(client, live_url)
     add_deployments(cluster, developer, 10)
     # At most: with one deployment of each kind the queue's head also reads the pending
     # ones (and their links); with many, the queued ones fill the head.
     assert queries(client, dashboard_url(organization)) <= few
-    assert queries(client, reverse("web:dashboard-live", args=[organization.pk])) <= few
+    # The same, minus the session's save: a background refresh does not extend it.
+    assert queries(client, live_url) <= few_live < few
     # Each cluster costs at most what the head of its queue costs (a fixed few queries),
     # whatever it holds.
     other = ClusterFactory(organization=organization)
@@ -462,10 +530,14 @@ def test_deployment_page_queries_do_not_grow_with_history(developer, cluster):
             DeploymentEventFactory(deployment=deployment, actor=UserFactory())
         return deployment
 
-    few = queries(client, deployment_url(deployment_with(1)))
+    one = deployment_with(1)
+    few, few_live = (
+        queries(client, deployment_url(one)),
+        queries(client, deployment_url(one, "live")),
+    )
     many = deployment_with(10)
     assert queries(client, deployment_url(many)) == few
-    assert queries(client, deployment_url(many, "live")) == few
+    assert queries(client, deployment_url(many, "live")) == few_live
 
 
 def test_home_queries_do_not_grow_with_organizations(developer):
