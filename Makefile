@@ -9,7 +9,7 @@ TEST_DATABASE_NAME ?= test_hypervisor
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 PYTEST_ARGS ?=
 
-.PHONY: run test worker lint format services browser engines build-deps demo clean
+.PHONY: run test worker lint format services browser engines slurm build-deps demo clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -72,9 +72,14 @@ engines:
 	    "them; the runtime tests need them (apt-get install docker.io busybox-static)." >&2; \
 	  exit 1; }
 
+## slurm: Debian's Slurm and munge for the Slurm runtime's tests (their fixture starts private
+## daemons); installed with apt-get when missing
+slurm:
+	devtools/scripts/ensure-slurm
+
 ## test: the whole suite against real PostgreSQL and Redis
 ## (over plain HTTP: the secure-by-default redirect and cookie flags are off for it)
-test: $(VENV)/.dev services browser engines
+test: $(VENV)/.dev services browser engines slurm
 	DATABASE_URL=$(TEST_DATABASE_URL) TEST_DATABASE_NAME=$(TEST_DATABASE_NAME) \
 	REDIS_URL=$(TEST_REDIS_URL) SECRET_KEY=test-only-secret-key DEBUG=false \
 	RATELIMIT_LOGIN_IP=10000/m RATELIMIT_LOGIN_USERNAME=10000/m RATELIMIT_REGISTER_IP=10000/h \
