@@ -31,6 +31,12 @@ UNREACHABLE_MARKERS = (
     "Slurm temporarily unable to accept job",
 )
 
+# What scancel says of a job that has ended, or is ending, already.
+ALREADY_ENDED_MARKERS = (
+    "Invalid job id specified",
+    "Job/step already completing or completed",
+)
+
 
 class SlurmError(Exception):
     """A Slurm command failed."""
@@ -82,7 +88,7 @@ class JobInfo:
         """How it ended, or None while it is pending or running."""
         if self.phase is not Phase.ENDED:
             return None
-        return outcome_of(self.state, self.wait_status)
+        return outcome_of(self.state, self.wait_status, self.state_reason)
 
 
 def labels_to_comment(labels: Mapping[str, str]) -> str:
@@ -212,9 +218,11 @@ class SlurmClient:
         """Every job the controller knows (finished ones until MinJobAge). `squeue --json`
         ignores -j, -t and friends in 22.05, so callers filter the list themselves."""
         data = json.loads(self._run(["squeue", "--json"]))
+        # With the controller down, squeue waits ~10 s, then exits 0 with an error inside.
         errors = [e for e in data.get("errors", []) if e]
         if errors:
-            raise SlurmError(f"squeue: {errors}")
+            details = "; ".join(f"{e.get('source')}: {e.get('description')}" for e in errors)
+            raise SlurmUnavailable(f"squeue: {details}")
         return [job_from_json(job) for job in data.get("jobs", [])]
 
     def job(self, job_id: int) -> JobInfo | None:
@@ -228,17 +236,39 @@ class SlurmClient:
             if all(job.labels.get(key) == value for key, value in labels.items())
         ]
 
+    def ping(self) -> None:
+        """Raise `SlurmUnavailable` unless the controller answers."""
+        # `scontrol ping` answers at once, exit 1 and "... is DOWN" when it is down.
+        try:
+            answer = self._run(["scontrol", "ping"])
+        except SlurmRejected as error:
+            raise SlurmUnavailable(str(error)) from error
+        if "is UP" not in answer:
+            raise SlurmUnavailable(_clean_message(answer))
+
+    def _scancel(self, job_ids: Iterable[int], *options: str) -> None:
+        ids = [str(job_id) for job_id in job_ids]
+        if not ids:
+            return
+        try:
+            self._run(["scancel", *options, *ids])
+        except SlurmRejected as error:
+            # Ended (or ending) meanwhile: what was asked is done.
+            if not any(marker in str(error) for marker in ALREADY_ENDED_MARKERS):
+                raise
+
     def cancel(self, job_ids: Iterable[int]) -> None:
         """Cancel: Slurm sends TERM to the whole job, then KILL after its KillWait."""
-        ids = [str(job_id) for job_id in job_ids]
-        if ids:
-            self._run(["scancel", *ids])
+        self._scancel(job_ids)
 
     def signal(self, job_ids: Iterable[int], signal_name: str) -> None:
-        """Send a signal to the batch shell and every step (`--full`), without cancelling."""
-        ids = [str(job_id) for job_id in job_ids]
-        if ids:
-            self._run(["scancel", "--full", f"--signal={signal_name}", *ids])
+        """Send a signal to the batch shell and every step of running jobs (`--full`),
+        without cancelling them. Not for pending jobs (scancel then waits for them)."""
+        self._scancel(job_ids, "--full", f"--signal={signal_name}")
+
+    def kill(self, job_ids: Iterable[int]) -> None:
+        """Cancel with KILL at once, to every step (no KillWait)."""
+        self._scancel(job_ids, "--signal=KILL")
 
     @staticmethod
     def read_output(path: str, *, max_bytes: int = 1 << 20) -> str:

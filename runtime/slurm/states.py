@@ -77,9 +77,22 @@ def phase_of(state: str) -> Phase:
     return Phase.ENDED
 
 
-def outcome_of(state: str, wait_status: int) -> Outcome:
-    """The outcome of an ended job from its state and raw wait status."""
+# The reasons squeue gives a FAILED job that ran and exited (or died of a signal); any
+# other (BadConstraints, ...) means Slurm failed it without running it.
+RAN_REASONS = ("NonZeroExitCode", "RaisedSignal")
+
+
+def outcome_of(state: str, wait_status: int, state_reason: str = "") -> Outcome:
+    """The outcome of an ended job from its state, raw wait status and squeue's reason."""
     exit_code = exit_code_from_wait_status(wait_status)
+    ran = state_reason in ("", "None") or state_reason.startswith(RAN_REASONS)
+    if state == "FAILED" and not ran:
+        return Outcome(
+            succeeded=False,
+            cancelled=False,
+            exit_code=None,
+            reason=f"failed by Slurm without running ({state_reason})",
+        )
     if state == "COMPLETED":
         return Outcome(succeeded=True, cancelled=False, exit_code=exit_code, reason="")
     if state == "CANCELLED":

@@ -48,7 +48,7 @@ def test_the_wait_status_is_decoded():
     ],
 )
 def test_outcomes(state, status, succeeded, cancelled, exit_code, reason):
-    outcome = outcome_of(state, status)
+    outcome = outcome_of(state, status, "NonZeroExitCode" if state == "FAILED" else "None")
 
     assert (outcome.succeeded, outcome.cancelled, outcome.exit_code) == (
         succeeded,
@@ -56,6 +56,15 @@ def test_outcomes(state, status, succeeded, cancelled, exit_code, reason):
         exit_code,
     )
     assert outcome.reason.startswith(reason)
+
+
+def test_a_job_slurm_failed_without_running_has_no_exit_code():
+    # What squeue shows for a submission refused for more memory than any node has.
+    outcome = outcome_of("FAILED", 1, "BadConstraints")
+
+    assert (outcome.succeeded, outcome.exit_code) == (False, None)
+    assert outcome.reason == "failed by Slurm without running (BadConstraints)"
+    assert outcome_of("FAILED", 9, "RaisedSignal:9(Killed)").exit_code == 137
 
 
 def test_labels_travel_in_the_comment_and_come_back():
