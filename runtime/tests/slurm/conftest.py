@@ -1,4 +1,4 @@
-"""One real Slurm per test session (munged, slurmctld, slurmd: see cluster.py), installed by
+"""One real Slurm per test session (munged, slurmctld, slurmd: see devtools/slurm.py), installed by
 `make test` through devtools/scripts/ensure-slurm when missing. Each test gets it back with no job of
 the previous test left and with its controller up."""
 
@@ -8,8 +8,8 @@ import os
 
 import pytest
 
+from devtools.slurm import SlurmCluster, missing_commands
 from runtime.slurm.client import SlurmClient
-from runtime.tests.slurm.cluster import SlurmCluster, missing_commands
 
 
 @pytest.fixture(scope="session")

@@ -9,11 +9,11 @@ import time
 
 import pytest
 
+from devtools.slurm import KILL_WAIT_SECONDS
 from runtime.backends import build_backend
 from runtime.backends.base import Phase, RuntimeUnavailable, WorkloadRejected, WorkloadSpec
 from runtime.backends.slurm_jobs import SlurmBackend
 from runtime.slurm.client import SlurmClient
-from runtime.tests.slurm.cluster import KILL_WAIT_SECONDS
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
+from devtools.slurm import KILL_WAIT_SECONDS, NODE_CPUS, NODE_GPUS
 from runtime.slurm.client import JobInfo, JobSpec, SlurmClient, SlurmRejected, SlurmUnavailable
 from runtime.slurm.states import Phase
-from runtime.tests.slurm.cluster import KILL_WAIT_SECONDS, NODE_CPUS, NODE_GPUS
 
 INSTALLATION = "test-installation"
 
