@@ -136,12 +136,18 @@ def test_pending_jobs_start_in_priority_order(slurm, client):
     assert client.job(low).phase is Phase.PENDING
 
 
-def test_cancel_sends_term_first_and_the_job_ends_cancelled(slurm, client):
-    graceful = sh("trap 'echo got TERM; exit 0' TERM; echo ready; while :; do sleep 0.1; done")
-    job_id = client.submit(spec(slurm, "graceful", graceful))
-    job = wait_for(client, job_id, Phase.RUNNING)
+def start_ready(slurm, client: SlurmClient, name: str, on_term: str) -> JobInfo:
+    """A job that runs `on_term` on TERM, once it has said it is ready."""
+    loop = sh(f"trap {on_term} TERM; echo ready; while :; do sleep 0.1; done")
+    job = wait_for(client, client.submit(spec(slurm, name, loop)), Phase.RUNNING)
     while "ready" not in client.read_output(job.output_path):
         time.sleep(0.05)
+    return job
+
+
+def test_cancel_sends_term_first_and_the_job_ends_cancelled(slurm, client):
+    job = start_ready(slurm, client, "graceful", "'echo got TERM; exit 0'")
+    job_id = job.job_id
     started = time.monotonic()
 
     client.cancel([job_id])
@@ -154,11 +160,7 @@ def test_cancel_sends_term_first_and_the_job_ends_cancelled(slurm, client):
 
 
 def test_a_job_that_ignores_term_is_killed_after_kill_wait(slurm, client):
-    stubborn = sh("trap '' TERM; echo ready; while :; do sleep 0.1; done")
-    job_id = client.submit(spec(slurm, "stubborn", stubborn))
-    job = wait_for(client, job_id, Phase.RUNNING)
-    while "ready" not in client.read_output(job.output_path):
-        time.sleep(0.05)
+    job_id = start_ready(slurm, client, "stubborn", "''").job_id
     started = time.monotonic()
 
     client.cancel([job_id])
