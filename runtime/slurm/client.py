@@ -78,6 +78,8 @@ class JobInfo:
     labels: dict[str, str]
     output_path: str
     state_reason: str
+    cpus: int = 0  # allocated (requested while pending)
+    gpus: int = 0  # GPUs on its node
 
     @property
     def phase(self) -> Phase:
@@ -144,7 +146,19 @@ def job_from_json(data: Mapping) -> JobInfo:
             str(data.get("standard_output", "")), job_id, name, str(data.get("user_name", ""))
         ),
         state_reason=str(data.get("state_reason", "")),
+        cpus=int(data.get("cpus") or 0),
+        gpus=_gpus_of(str(data.get("tres_per_node") or "")),
     )
+
+
+def _gpus_of(tres_per_node: str) -> int:
+    """`gres:gpu:3` (or `gres/gpu:tesla:3`) -> 3: GPUs per node, and a job here has one
+    node (GPUs are not in `tres_alloc_str` unless accounting tracks them)."""
+    for item in tres_per_node.split(","):
+        parts = item.replace("/", ":").split(":")  # gres, gpu, [type,] count
+        if len(parts) >= 3 and parts[1] == "gpu" and parts[-1].isdigit():
+            return int(parts[-1])
+    return 0
 
 
 def output_path(output_dir: str, name: str) -> str:

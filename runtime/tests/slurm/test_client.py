@@ -112,6 +112,7 @@ def test_gpus_are_fake_gres_devices_and_limit_what_runs(slurm, client):
     third = client.submit(spec(slurm, "gpu-c", sh("echo $CUDA_VISIBLE_DEVICES"), gpus=1))
     assert wait_for(client, third, Phase.ENDED).state == "COMPLETED"
 
+    assert (client.job(first).cpus, client.job(first).gpus) == (1, 3)
     assert NODE_GPUS < 6  # so the second cannot fit beside the first
     assert client.job(second).phase is Phase.PENDING
     assert client.job(second).state_reason == "Resources"

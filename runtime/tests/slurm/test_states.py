@@ -93,9 +93,14 @@ def test_job_from_squeue_json_reads_later_versions_state_lists_too():
             "comment": "io.hypervisor.deployment=1",
             "standard_output": "/out/%x-%j.%u.out%%",
             "user_name": "root",
+            "cpus": 2,
+            "tres_per_node": "gres:gpu:3",
         }
     )
 
     assert job.state == "COMPLETING"
     assert job.phase is Phase.RUNNING
     assert job.output_path == "/out/hv-1-7.root.out%"
+    assert (job.cpus, job.gpus) == (2, 3)
+    assert job_from_json({"job_id": 8, "tres_per_node": "gres/gpu:tesla:2"}).gpus == 2
+    assert job_from_json({"job_id": 9, "tres_per_node": ""}).gpus == 0
