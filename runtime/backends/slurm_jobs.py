@@ -35,6 +35,9 @@ from runtime.slurm.client import JobInfo, JobSpec, SlurmClient, SlurmError, Slur
 from runtime.slurm.records import JobRecords
 
 T = TypeVar("T")
+# The label every job of this service carries (runtime.labels names the same key; the
+# backends know nothing of the catalog's models, so it is spelled here too).
+INSTALLATION_LABEL = "io.hypervisor.installation"
 CONTAINER_METHODS = ("none",)
 DEFAULT_OUTPUT_DIR = "/tmp/hypervisor-slurm"
 # How often a stop looks whether the job is gone, and how long past the grace it waits
@@ -67,6 +70,8 @@ def _slurm_errors() -> Iterator[None]:
         raise WorkloadRejected(f"Slurm refused the job: {error}") from error
     except SlurmError as error:
         raise RuntimeUnavailable(f"Slurm unreachable: {error}") from error
+    except OSError as error:  # the output directory (a shared file system) failed us
+        raise RuntimeUnavailable(f"Slurm output directory unusable: {error}") from error
 
 
 def _state_of(job: JobInfo) -> WorkloadState:
@@ -107,7 +112,10 @@ class SlurmBackend:
     # -- finding a workload's job ----------------------------------------------------------
 
     def _ours(self, job: JobInfo) -> bool:
-        return not self.partition or job.partition == self.partition
+        """In our partition and labelled by an installation of this service: a job someone
+        submitted by hand under the same name is never touched."""
+        in_partition = not self.partition or job.partition == self.partition
+        return in_partition and INSTALLATION_LABEL in job.labels
 
     def _current(self, name: str, jobs: list[JobInfo] | None = None) -> JobInfo | None:
         """The latest job named `name` that was not removed: from Slurm while it still
@@ -193,7 +201,10 @@ class SlurmBackend:
         return MISSING if job is None else _state_of(job)
 
     def logs(self, name: str, *, tail: int) -> list[str]:
-        job = self._call(lambda: self._current(name))
+        return self._call(lambda: self._logs(name, tail))
+
+    def _logs(self, name: str, tail: int) -> list[str]:
+        job = self._current(name)
         if job is None or tail <= 0:
             return []
         return self.client.read_output(job.output_path).splitlines()[-tail:]

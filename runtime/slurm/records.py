@@ -37,6 +37,7 @@ class JobRecords:
 
     def _write(self, path: Path, text: str) -> None:
         # Written whole then renamed: a reader never sees half a record.
+        self.ensure_directory()
         handle, temporary = tempfile.mkstemp(dir=self.directory, prefix=".tmp-")
         with os.fdopen(handle, "w") as out:
             out.write(text)

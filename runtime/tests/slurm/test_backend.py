@@ -217,6 +217,19 @@ def test_listing_finds_only_this_installations_jobs(backend, workload, ours):
     assert [w.name for w in backend.list_workloads(labels=theirs)] == ["hv-theirs-18"]
 
 
+def test_a_job_submitted_by_hand_under_the_same_name_is_never_touched(backend, slurm):
+    sbatch = ["sbatch", "--parsable", "--job-name=hv-hand-23", "--mem=16M", "--wrap=sleep 30"]
+    by_hand = subprocess.run(
+        sbatch, env=slurm.env(), check=True, timeout=10, text=True, capture_output=True
+    ).stdout.strip()
+
+    assert backend.state("hv-hand-23").phase == Phase.MISSING
+    assert backend.stop("hv-hand-23", grace_seconds=0).phase == Phase.MISSING
+    backend.remove("hv-hand-23")
+    job = SlurmClient(str(slurm.conf)).job(int(by_hand))
+    assert job.phase.value in ("pending", "running")
+
+
 def test_a_job_cancelled_behind_our_back_reads_cancelled_in_slurm(backend, workload, slurm):
     backend.start(workload("hv-victim-19", sh("sleep 30")))
     wait_phase(backend, "hv-victim-19", Phase.RUNNING)
