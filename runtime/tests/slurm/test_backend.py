@@ -218,7 +218,8 @@ def test_listing_finds_only_this_installations_jobs(backend, workload, ours):
 
 
 def test_a_job_submitted_by_hand_under_the_same_name_is_never_touched(backend, slurm):
-    sbatch = ["sbatch", "--parsable", "--job-name=hv-hand-23", "--mem=16M", "--wrap=sleep 30"]
+    sbatch = ["sbatch", "--parsable", "--job-name=hv-hand-23", "--mem=16M", "--output=/dev/null"]
+    sbatch.append("--wrap=sleep 30")
     by_hand = subprocess.run(
         sbatch, env=slurm.env(), check=True, timeout=10, text=True, capture_output=True
     ).stdout.strip()
