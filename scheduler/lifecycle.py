@@ -127,11 +127,15 @@ def _finish(
     lines = gateway.logs(name, tail=LOG_LINES + 1)
     if state.oom_killed:
         action, reason = RuntimeAction.EXITED_ERROR, "killed: out of memory"
+    elif state.exit_code is None:
+        # Ended without exiting (a Slurm job cancelled outside the service, or one Slurm
+        # failed without running it): the engine's words are the whole reason.
+        action, reason = RuntimeAction.EXITED_ERROR, state.error or "ended without an exit code"
     elif state.exit_code == 0:
         action, reason = RuntimeAction.EXITED_OK, "exited with code 0"
     else:
         action, reason = RuntimeAction.EXITED_ERROR, f"exited with code {state.exit_code}"
-    if state.error:
+    if state.error and reason != state.error:
         reason = f"{reason} ({state.error})"
     report = RuntimeReport(
         action=action,

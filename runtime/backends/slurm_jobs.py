@@ -91,7 +91,8 @@ def _state_of(job: JobInfo) -> WorkloadState:
 
 
 def _plain_exit(job: JobInfo, outcome: states.Outcome) -> bool:
-    return job.state == "FAILED" and outcome.exit_code is not None
+    """Said by the exit code (or by `oom_killed`) alone: no words needed."""
+    return job.state == "OUT_OF_MEMORY" or (job.state == "FAILED" and outcome.exit_code is not None)
 
 
 class SlurmBackend:
