@@ -216,7 +216,9 @@ def _remove_orphan(gateway: RuntimeGateway, name: str, result: ReconcileResult) 
 def _check_running(
     gateway: RuntimeGateway, deployment: Deployment, listed, result: ReconcileResult
 ) -> None:
-    if listed is not None and listed.state.phase == Phase.RUNNING:
+    # Listed and not ended: nothing to do (a Slurm job PENDING in Slurm lists as created;
+    # asking each one's state again would cost one squeue per job).
+    if listed is not None and listed.state.phase in (Phase.RUNNING, Phase.CREATED):
         return
     # Asked afresh: the listing may be older than a start made since.
     state = gateway.state(workload_name(deployment.pk))
