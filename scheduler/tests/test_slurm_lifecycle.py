@@ -25,6 +25,7 @@ from runtime.services import RuntimeSpec, runtime_add
 from runtime.slurm.client import SlurmClient
 from runtime.slurm.states import Phase
 from scheduler.lifecycle import reconcile_runtime
+from scheduler.tests.test_runtime_lifecycle import settle
 
 pytestmark = pytest.mark.django_db(transaction=True)
 TERM_IGNORED = ["/bin/sh", "-c", 'trap "" TERM; echo ready; while :; do sleep 0.1; done']
@@ -77,16 +78,6 @@ def submit(cluster: Cluster, command: list[str] | None, **fields) -> Deployment:
     return deployment_create(actor=UserFactory(), cluster=cluster, spec=spec)
 
 
-def settle(deployment: Deployment, statuses: set[str], timeout: float = 30) -> Deployment:
-    deadline = time.monotonic() + timeout
-    while True:
-        deployment.refresh_from_db()
-        if deployment.status in statuses or time.monotonic() > deadline:
-            return deployment
-        reconcile_runtime(runtime_id=deployment.cluster.runtime_id)
-        time.sleep(0.1)
-
-
 def job_of(squeue: SlurmClient, deployment: Deployment):
     jobs = [job for job in squeue.jobs() if job.name == workload_name(deployment.pk)]
     return max(jobs, key=lambda job: job.job_id, default=None)
@@ -99,7 +90,7 @@ def test_a_deployment_runs_as_a_batch_job_and_exit_0_completes_it(cluster, squeu
     job = job_of(squeue, deployment)
     assert job.labels["io.hypervisor.deployment"] == str(deployment.pk)
 
-    deployment = settle(deployment, {Status.COMPLETED, Status.FAILED})
+    deployment = settle(deployment, {Status.COMPLETED, Status.FAILED}, timeout=30)
 
     assert (deployment.status, deployment.exit_code) == (Status.COMPLETED, 0)
     assert DeploymentLog.objects.get(deployment=deployment).lines == ["hello from slurm"]
@@ -112,8 +103,8 @@ def test_exit_3_and_out_of_memory(cluster):
     hog = ["python3", "-c", "import time; x = b'x' * (400 << 20); time.sleep(5)"]
     oom = submit(cluster, hog, resources=Resources(1000, 100, 0))
 
-    three = settle(three, {Status.COMPLETED, Status.FAILED})
-    oom = settle(oom, {Status.COMPLETED, Status.FAILED})
+    three = settle(three, {Status.COMPLETED, Status.FAILED}, timeout=30)
+    oom = settle(oom, {Status.COMPLETED, Status.FAILED}, timeout=30)
 
     assert (three.status, three.exit_code, three.status_reason) == (
         Status.FAILED,
@@ -151,7 +142,7 @@ def test_a_job_cancelled_behind_our_back_fails_cancelled_in_slurm(cluster, slurm
     name = workload_name(deployment.pk)
     subprocess.run(["scancel", f"--name={name}"], env=slurm.env(), check=True, timeout=10)
 
-    deployment = settle(deployment, {Status.FAILED, Status.COMPLETED})
+    deployment = settle(deployment, {Status.FAILED, Status.COMPLETED}, timeout=30)
 
     assert deployment.status == Status.FAILED
     assert deployment.status_reason == "cancelled in Slurm"
@@ -236,7 +227,7 @@ def test_slurmctld_restarted_mid_run_nothing_is_lost(cluster, slurm, runtime):
     assert deployment.status == Status.RUNNING
     slurm.start_controller()
 
-    deployment = settle(deployment, {Status.COMPLETED, Status.FAILED})
+    deployment = settle(deployment, {Status.COMPLETED, Status.FAILED}, timeout=30)
 
     assert deployment.status == Status.COMPLETED
 
