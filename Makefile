@@ -9,7 +9,7 @@ TEST_DATABASE_NAME ?= test_hypervisor
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 PYTEST_ARGS ?=
 
-.PHONY: run test screenshots worker lint format services browser engines build-deps demo clean
+.PHONY: run test screenshots worker lint format services browser engines slurm build-deps demo clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -72,6 +72,11 @@ engines:
 	    "them; the runtime tests need them (apt-get install docker.io busybox-static)." >&2; \
 	  exit 1; }
 
+## slurm: Debian's Slurm and munge for the Slurm runtime's tests (their fixture starts private
+## daemons); installed with apt-get when missing
+slurm:
+	devtools/scripts/ensure-slurm
+
 # Over plain HTTP: the secure-by-default redirect and cookie flags are off for the tests.
 TEST_ENV = DATABASE_URL=$(TEST_DATABASE_URL) TEST_DATABASE_NAME=$(TEST_DATABASE_NAME) \
 	REDIS_URL=$(TEST_REDIS_URL) SECRET_KEY=test-only-secret-key DEBUG=false \
@@ -80,7 +85,7 @@ TEST_ENV = DATABASE_URL=$(TEST_DATABASE_URL) TEST_DATABASE_NAME=$(TEST_DATABASE_
 	SECURE_SSL_REDIRECT=false SESSION_COOKIE_SECURE=false CSRF_COOKIE_SECURE=false
 
 ## test: the whole suite against real PostgreSQL and Redis (leaves the work tree untouched)
-test: $(VENV)/.dev services browser engines
+test: $(VENV)/.dev services browser engines slurm
 	$(TEST_ENV) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## screenshots: rewrite docs/img (the README's pictures) from the browser tests, 1280 and 390 px

@@ -3,11 +3,14 @@ outsider) and API clients logged in as each, against real PostgreSQL and Redis."
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from accounts.tests.factories import UserFactory
+from devtools.slurm import SlurmCluster, missing_commands
 from orgs.models import Role
 from orgs.selectors import forget_role_permissions
 from orgs.tests.factories import MembershipFactory, OrganizationFactory
@@ -45,6 +48,37 @@ def docker_engine(tmp_path_factory):
         yield engine
     finally:
         engine.stop()
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """A real Slurm of this test session's own (devtools/slurm.py: munged, slurmctld, one
+    slurmd; `make test` installs them through devtools/scripts/ensure-slurm); stopped at
+    the end with every leftover slurmstepd and the node's cgroups."""
+    missing = missing_commands()
+    if missing:
+        pytest.fail(
+            f"Slurm is not installed (missing {', '.join(missing)}): run "
+            "devtools/scripts/ensure-slurm or `make test`, which installs it"
+        )
+    if os.geteuid() != 0:
+        pytest.fail("the Slurm tests start munged, slurmctld and slurmd and need root")
+    cluster = SlurmCluster.create()
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def slurm(slurm_cluster):
+    """The session's Slurm, emptied of jobs after the test (and its controller back up if
+    the test stopped it)."""
+    yield slurm_cluster
+    if not slurm_cluster.controller_answers():
+        slurm_cluster.start_controller()
+    slurm_cluster.cancel_all()
 
 
 @pytest.fixture(autouse=True)

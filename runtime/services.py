@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from hypervisor.exceptions import Conflict
 from orgs.models import Organization
-from runtime.backends import BACKENDS
+from runtime.backends import BACKENDS, OPTION_CHECKS
 from runtime.models import Health, Kind, Runtime
 from runtime.selectors import runtime_get
 from runtime.signals import runtime_reachable_again
@@ -61,6 +61,8 @@ def _validate(spec: RuntimeSpec) -> None:
     bad = [key for key in options if not _OPTION_KEY.fullmatch(key)]
     if bad or not all(isinstance(value, str) for value in options.values()):
         errors["options"] = ["KEY=VALUE pairs; keys lowercase letters, digits and '_'."]
+    elif spec.kind in OPTION_CHECKS and (problems := OPTION_CHECKS[spec.kind](options)):
+        errors["options"] = problems
     if spec.capacity and min(spec.capacity.cpu, spec.capacity.ram_mb, spec.capacity.gpu) < 0:
         errors["capacity"] = ["Every dimension is >= 0."]
     if errors:

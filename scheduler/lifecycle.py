@@ -127,11 +127,15 @@ def _finish(
     lines = gateway.logs(name, tail=LOG_LINES + 1)
     if state.oom_killed:
         action, reason = RuntimeAction.EXITED_ERROR, "killed: out of memory"
+    elif state.exit_code is None:
+        # Ended without exiting (a Slurm job cancelled outside the service, or one Slurm
+        # failed without running it): the engine's words are the whole reason.
+        action, reason = RuntimeAction.EXITED_ERROR, state.error or "ended without an exit code"
     elif state.exit_code == 0:
         action, reason = RuntimeAction.EXITED_OK, "exited with code 0"
     else:
         action, reason = RuntimeAction.EXITED_ERROR, f"exited with code {state.exit_code}"
-    if state.error:
+    if state.error and reason != state.error:
         reason = f"{reason} ({state.error})"
     report = RuntimeReport(
         action=action,
@@ -212,7 +216,9 @@ def _remove_orphan(gateway: RuntimeGateway, name: str, result: ReconcileResult) 
 def _check_running(
     gateway: RuntimeGateway, deployment: Deployment, listed, result: ReconcileResult
 ) -> None:
-    if listed is not None and listed.state.phase == Phase.RUNNING:
+    # Listed and not ended: nothing to do (a Slurm job PENDING in Slurm lists as created;
+    # asking each one's state again would cost one squeue per job).
+    if listed is not None and listed.state.phase in (Phase.RUNNING, Phase.CREATED):
         return
     # Asked afresh: the listing may be older than a start made since.
     state = gateway.state(workload_name(deployment.pk))

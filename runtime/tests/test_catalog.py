@@ -69,7 +69,10 @@ def test_tls_client_certificates_are_read_from_files(tmp_path):
     ("args", "message"),
     [
         (["Bad Name", "--kind", "docker", "--endpoint", "x"], "Lowercase letters"),
-        (["s", "--kind", "slurm", "--endpoint", "/etc/slurm.conf"], "No slurm backend"),
+        (
+            ["s", "--kind", "slurm", "--endpoint", "/etc/slurm.conf", "--option", "container=oci"],
+            "container=none only",
+        ),
         (["d", "--kind", "docker", "--endpoint", " "], "endpoint"),
         (["d", "--kind", "docker", "--endpoint", "x", "--capacity-cpu", "2"], "all three"),
         (["d", "--kind", "docker", "--endpoint", "x", "--option", "novalue"], "KEY=VALUE"),

@@ -1,0 +1,284 @@
+"""Deployments on a Slurm runtime: the lifecycle against the session's real Slurm,
+in-process (embedded). Exits are noticed by reconciliation, called here where the watcher
+would call it. What Slurm really runs is read from `squeue --json` itself."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import threading
+import time
+import uuid
+
+import pytest
+from django.db import connection
+
+from accounts.tests.factories import UserFactory
+from clusters.models import Cluster
+from clusters.tests.factories import ClusterFactory
+from deployments.models import Deployment, DeploymentLog, Status
+from deployments.services import Action, DeploymentSpec, deployment_act, deployment_create
+from deployments.workloads import workload_name
+from hypervisor.resources import Resources
+from runtime.models import Runtime
+from runtime.services import RuntimeSpec, runtime_add
+from runtime.slurm.client import SlurmClient
+from runtime.slurm.states import Phase
+from scheduler.lifecycle import reconcile_runtime
+from scheduler.tests.test_runtime_lifecycle import settle
+
+pytestmark = pytest.mark.django_db(transaction=True)
+TERM_IGNORED = ["/bin/sh", "-c", 'trap "" TERM; echo ready; while :; do sleep 0.1; done']
+
+
+@pytest.fixture(autouse=True)
+def _quick(settings):
+    settings.RUNTIME_STOP_GRACE_SECONDS = 1
+    settings.RUNTIME_RETRY_WAIT_SECONDS = 0.01
+    settings.RUNTIME_RETRY_ATTEMPTS = 2
+    settings.HYPERVISOR_INSTALLATION_ID = f"t{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def runtime(slurm, tmp_path) -> Runtime:
+    return runtime_add(
+        spec=RuntimeSpec(
+            name=f"hpc-{uuid.uuid4().hex[:6]}",
+            kind="slurm",
+            endpoint=str(slurm.conf),
+            options={"partition": slurm.partition, "output_dir": str(tmp_path), "timeout": "5"},
+            credentials={},
+        )
+    )
+
+
+@pytest.fixture
+def cluster(runtime) -> Cluster:
+    """Half the Slurm node (4 CPUs, 2,048 MB, 4 GPUs): Slurm would run more than the
+    cluster holds if the service let it, so what Slurm runs tests the service."""
+    cluster = ClusterFactory(capacity_cpu=2000, capacity_ram_mb=1024, capacity_gpu=2)
+    Cluster.objects.filter(pk=cluster.pk).update(runtime=runtime)
+    cluster.refresh_from_db()
+    return cluster
+
+
+@pytest.fixture
+def squeue(slurm) -> SlurmClient:
+    return SlurmClient(str(slurm.conf))
+
+
+def submit(cluster: Cluster, command: list[str] | None, **fields) -> Deployment:
+    spec = DeploymentSpec(
+        name=fields.pop("name", "job"),
+        image=fields.pop("image", "registry.example.com/unused:1"),
+        resources=fields.pop("resources", Resources(1000, 64, 0)),
+        command=command,
+        **fields,
+    )
+    return deployment_create(actor=UserFactory(), cluster=cluster, spec=spec)
+
+
+def job_of(squeue: SlurmClient, deployment: Deployment):
+    jobs = [job for job in squeue.jobs() if job.name == workload_name(deployment.pk)]
+    return max(jobs, key=lambda job: job.job_id, default=None)
+
+
+def test_a_deployment_runs_as_a_batch_job_and_exit_0_completes_it(cluster, squeue):
+    deployment = submit(cluster, ["/bin/sh", "-c", "echo hello from slurm; sleep 1"])
+    deployment.refresh_from_db()
+    assert deployment.status == Status.RUNNING
+    job = job_of(squeue, deployment)
+    assert job.labels["io.hypervisor.deployment"] == str(deployment.pk)
+
+    deployment = settle(deployment, {Status.COMPLETED, Status.FAILED}, timeout=30)
+
+    assert (deployment.status, deployment.exit_code) == (Status.COMPLETED, 0)
+    assert DeploymentLog.objects.get(deployment=deployment).lines == ["hello from slurm"]
+    cluster.refresh_from_db()
+    assert cluster.allocated == Resources(0, 0, 0)
+
+
+def test_exit_3_and_out_of_memory(cluster):
+    three = submit(cluster, ["/bin/sh", "-c", "exit 3"])
+    hog = ["python3", "-c", "import time; x = b'x' * (400 << 20); time.sleep(5)"]
+    oom = submit(cluster, hog, resources=Resources(1000, 100, 0))
+
+    three = settle(three, {Status.COMPLETED, Status.FAILED}, timeout=30)
+    oom = settle(oom, {Status.COMPLETED, Status.FAILED}, timeout=30)
+
+    assert (three.status, three.exit_code, three.status_reason) == (
+        Status.FAILED,
+        3,
+        "exited with code 3",
+    )
+    assert oom.status == Status.FAILED
+    assert oom.status_reason == "killed: out of memory"
+
+
+def test_a_job_slurm_refuses_fails_with_slurms_message(runtime):
+    # The cluster says 100 GB; no Slurm node has it.
+    cluster = ClusterFactory(capacity_cpu=2000, capacity_ram_mb=100_000, capacity_gpu=0)
+    Cluster.objects.filter(pk=cluster.pk).update(runtime=runtime)
+    cluster.refresh_from_db()
+
+    deployment = submit(cluster, ["true"], resources=Resources(1000, 50_000, 0))
+
+    deployment.refresh_from_db()
+    assert deployment.status == Status.FAILED
+    assert "Requested node configuration is not available" in deployment.status_reason
+    cluster.refresh_from_db()
+    assert cluster.allocated == Resources(0, 0, 0)
+
+
+def test_no_command_fails_at_start(cluster):
+    deployment = submit(cluster, None)
+    deployment.refresh_from_db()
+    assert deployment.status == Status.FAILED
+    assert "a command is required" in deployment.status_reason
+
+
+def test_a_job_cancelled_behind_our_back_fails_cancelled_in_slurm(cluster, slurm):
+    deployment = submit(cluster, ["sleep", "30"])
+    name = workload_name(deployment.pk)
+    subprocess.run(["scancel", f"--name={name}"], env=slurm.env(), check=True, timeout=10)
+
+    deployment = settle(deployment, {Status.FAILED, Status.COMPLETED}, timeout=30)
+
+    assert deployment.status == Status.FAILED
+    assert deployment.status_reason == "cancelled in Slurm"
+    assert deployment.exit_code is None
+
+
+def wait_ready(squeue: SlurmClient, deployment: Deployment) -> None:
+    """Until the job's command runs (Slurm says RUNNING a moment before)."""
+    deadline = time.monotonic() + 30
+    while "ready" not in squeue.read_output(job_of(squeue, deployment).output_path):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+def test_cancel_while_running_stops_the_job_then_releases(cluster, squeue):
+    deployment = submit(cluster, TERM_IGNORED)
+    wait_ready(squeue, deployment)
+    began = time.monotonic()
+    deployment_act(actor=deployment.created_by, deployment_id=deployment.pk, action=Action.CANCEL)
+    deployment.refresh_from_db()
+    assert time.monotonic() - began >= 1  # the grace period
+    assert deployment.status == Status.CANCELLED
+    assert job_of(squeue, deployment).phase is Phase.ENDED  # gone, not COMPLETING
+
+
+class Sampler(threading.Thread):
+    """What Slurm holds on the node (RUNNING and COMPLETING jobs), sampled until stopped."""
+
+    def __init__(self, squeue: SlurmClient, names: set[str] | None = None) -> None:
+        super().__init__(daemon=True)
+        self.squeue, self.names = squeue, names
+        self.samples: list[list] = []
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            jobs = [
+                job
+                for job in self.squeue.jobs()
+                if job.phase is Phase.RUNNING and (self.names is None or job.name in self.names)
+            ]
+            self.samples.append(jobs)
+            time.sleep(0.05)
+
+    def stop(self) -> list[list]:
+        self.done.set()
+        self.join()
+        return self.samples
+
+
+def test_the_victim_is_gone_from_slurm_before_the_preemptor_is_submitted(cluster, squeue):
+    low = submit(cluster, TERM_IGNORED, resources=Resources(2000, 64, 0))
+    wait_ready(squeue, low)
+    sampler = Sampler(squeue)
+    sampler.start()
+    high = submit(cluster, ["sleep", "30"], resources=Resources(2000, 64, 0), priority=10)
+    deadline = time.monotonic() + 30
+    while job_of(squeue, high).phase is not Phase.RUNNING:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(0.2)
+    samples = sampler.stop()
+
+    low.refresh_from_db()
+    high.refresh_from_db()
+    assert (low.status, low.preemption_count, high.status) == (Status.QUEUED, 1, Status.RUNNING)
+    low_name, high_name = workload_name(low.pk), workload_name(high.pk)
+    both = [s for s in samples if {job.name for job in s} >= {low_name, high_name}]
+    assert both == []
+    assert any(job.name == high_name for s in samples for job in s)
+    # The preemptor's job was submitted after the victim's had ended.
+    [victim] = [job for job in squeue.jobs() if job.name == low_name]
+    assert victim.phase is Phase.ENDED
+
+
+def test_slurmctld_restarted_mid_run_nothing_is_lost(cluster, slurm, runtime):
+    deployment = submit(cluster, ["sleep", "4"])
+    slurm.stop_controller()
+    result = reconcile_runtime(runtime_id=runtime.pk)
+    assert result.unreachable
+    deployment.refresh_from_db()
+    assert deployment.status == Status.RUNNING
+    slurm.start_controller()
+
+    deployment = settle(deployment, {Status.COMPLETED, Status.FAILED}, timeout=30)
+
+    assert deployment.status == Status.COMPLETED
+
+
+def test_concurrent_clients_never_make_slurm_run_more_than_the_capacity(cluster, squeue):
+    """16 threads each create a deployment of a mixed size; reconciliation runs beside
+    them; what Slurm runs for this cluster is sampled all along."""
+    rng = random.Random(17)
+    # One priority: preemption is covered above; here, only admission under contention.
+    # Whole CPUs: Slurm allocates whole CPUs, so 500 millicores hold one (docs/runtimes.md).
+    requests = [
+        (Resources(rng.choice([1000, 2000]), 64, rng.choice([0, 1, 2])), 0) for _ in range(16)
+    ]
+    created: list[int] = []
+    lock = threading.Lock()
+
+    def client(chunk: list[tuple[Resources, int]]) -> None:
+        try:
+            for resources, priority in chunk:
+                deployment = submit(cluster, ["sleep", "1"], resources=resources, priority=priority)
+                with lock:
+                    created.append(deployment.pk)
+        finally:
+            connection.close()
+
+    sampler = Sampler(squeue)
+    sampler.start()
+    threads = [threading.Thread(target=client, args=([request],)) for request in requests]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    deadline = time.monotonic() + 90
+    unfinished = Deployment.objects.filter(pk__in=created).exclude(
+        status__in=[Status.COMPLETED, Status.FAILED, Status.CANCELLED]
+    )
+    while unfinished.exists() and time.monotonic() < deadline:
+        reconcile_runtime(runtime_id=cluster.runtime_id)
+        time.sleep(0.2)
+    samples = sampler.stop()
+    assert list(unfinished.values_list("id", "status", "status_reason")) == []
+
+    names = {workload_name(pk) for pk in created}
+    held = [
+        (
+            sum(job.cpus for job in s if job.name in names),
+            sum(job.gpus for job in s if job.name in names),
+        )
+        for s in samples
+    ]
+    assert max(cpus for cpus, _ in held) <= 2  # the cluster's 2,000 millicores, in CPUs
+    assert max(gpus for _, gpus in held) <= 2
+    assert max(cpus for cpus, _ in held) == 2  # it was full at times: the check saw work
+    assert Deployment.objects.filter(pk__in=created, status=Status.COMPLETED).count() == 16
