@@ -8,11 +8,15 @@ from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from accounts.tests.factories import UserFactory
+from hypervisor.tests import hypothesis_profiles
 from orgs.models import Role
 from orgs.selectors import forget_role_permissions
 from orgs.tests.factories import MembershipFactory, OrganizationFactory
 from runtime.gateway import forget_breakers
 from runtime.tests.engines import DockerEngine
+
+# Before any test module is imported: their @settings build on the loaded profile.
+hypothesis_profiles.load()
 
 
 @pytest.fixture(autouse=True)

@@ -31,6 +31,7 @@ from deployments.services import (
     deployment_create,
 )
 from hypervisor.resources import Resources
+from hypervisor.tests.hypothesis_profiles import scaled
 from orgs.tests.factories import OrganizationFactory
 from scheduler.tests.guarantees import dependency_violations
 
@@ -131,7 +132,7 @@ def test_random_dags_keep_the_dependency_guarantees():
     run_state_machine_as_test(
         DependencyMachine,
         settings=settings(
-            max_examples=12,
+            max_examples=scaled(12),
             stateful_step_count=25,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow],

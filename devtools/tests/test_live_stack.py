@@ -17,7 +17,8 @@ from devtools.bench.fuzz import run_hardening_probes, run_schemathesis
 from devtools.bench.runs import LoadShape, load_run
 from devtools.bench.stack import Stack, StackConfig
 
-pytestmark = pytest.mark.slow
+# Each starts a whole stack (migrations, gunicorn, workers) and runs hundreds of requests.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
 def stack_config(suffix: str, **overrides) -> StackConfig:

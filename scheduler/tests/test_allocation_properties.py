@@ -18,13 +18,14 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from hypervisor.resources import Resources
+from hypervisor.tests.hypothesis_profiles import scaled
 from planner import ClusterSnapshot, Plan, Policy, RunningDeployment, WaitingDeployment, plan
 from planner.engine import Engine
 from planner.policies.pack import search_problem, target
 
 NOW = datetime(2025, 6, 1, 12, tzinfo=UTC)
 PROPERTY_SETTINGS = settings(
-    max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=scaled(250), deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 
 Vec = tuple[int, int, int]
@@ -591,7 +592,7 @@ def tiny_crowded_snapshots(draw: st.DrawFn) -> ClusterSnapshot:
     return replace(snapshot, waiting=arrivals, starvation_after_seconds=None)
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=scaled(120), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @example(snapshot=VICTIM_ORDER_BEFORE_UTILIZATION)
 @given(
     snapshot=st.one_of(

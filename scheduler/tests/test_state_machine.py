@@ -27,6 +27,7 @@ from deployments.services import (
     deployment_create,
 )
 from hypervisor.resources import Resources
+from hypervisor.tests.hypothesis_profiles import scaled
 from scheduler.tests.guarantees import all_violations
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -102,7 +103,7 @@ def test_guarantees_hold_after_every_step():
     run_state_machine_as_test(
         SchedulerMachine,
         settings=settings(
-            max_examples=12,
+            max_examples=scaled(12),
             stateful_step_count=20,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow],
