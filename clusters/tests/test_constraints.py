@@ -11,7 +11,9 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 
 from clusters.models import Cluster
+from clusters.services import CapacityError
 from clusters.tests.factories import ClusterFactory
+from hypervisor.exceptions import exception_handler
 
 pytestmark = pytest.mark.django_db
 
@@ -77,3 +79,21 @@ def test_every_guard_is_in_the_database_with_its_condition():
         assert found.get(f"cluster_{dim}_alloc_le_cap") == (
             f"CHECK ((allocated_{dim} <= capacity_{dim}))"
         )
+
+
+def test_a_database_refusal_is_told_apart_from_a_service_refusal_in_the_409():
+    """Both are 409; `code` says which guard spoke (a test that accepts any 409 cannot
+    tell a service that checked from one that left it to the database)."""
+    cluster = ClusterFactory(capacity_gpu=2)
+    with pytest.raises(IntegrityError) as raised, transaction.atomic():
+        Cluster.objects.filter(pk=cluster.pk).update(allocated_gpu=3)
+
+    by_database = exception_handler(raised.value, {})
+    by_service = exception_handler(CapacityError("below what is allocated"), {})
+
+    assert (by_database.status_code, by_service.status_code) == (409, 409)
+    assert by_database.data["code"] == "constraint_violation"
+    assert by_service.data == {
+        "detail": "below what is allocated",
+        "code": "capacity_below_allocated",
+    }
