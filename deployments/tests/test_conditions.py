@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from accounts.tests.factories import UserFactory
 from clusters.tests.factories import ClusterFactory
-from deployments.conditions import condition_impossible, condition_met
+from deployments.conditions import condition_impossible, condition_met, pending_reason
 from deployments.models import Deployment, DeploymentEvent, Status
 from deployments.services import (
     Action,
@@ -82,9 +82,14 @@ def test_a_deployment_waits_until_every_one_of_its_conditions_holds(actor, clust
 
     deployment_act(actor=actor, deployment_id=train.pk, action=Action.COMPLETE)
     assert _status(report) == "pending"  # one of three met: not enough
+    # The reason names exactly the unmet ones, in words, as stored and as shown live.
+    waiting = (
+        f"waiting for deployment {lint.pk} (running) to finish; "
+        f"deployment {probe.pk} (running) to fail or be cancelled"
+    )
     report.refresh_from_db()
-    assert f"deployment {train.pk}" not in report.status_reason
-    assert f"deployment {lint.pk} (running) to finish" in report.status_reason
+    assert report.status_reason == waiting
+    assert pending_reason(Deployment.objects.get(pk=report.pk)) == waiting
 
     deployment_act(actor=actor, deployment_id=lint.pk, action=Action.FAIL)
     assert _status(report) == "pending"  # two of three
