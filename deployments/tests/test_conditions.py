@@ -1,5 +1,6 @@
-"""Dependency conditions: their truth table, written out here by hand from API.md (not
-computed by `deployments.conditions`), and resolution when a deployment waits on several
+"""Dependency conditions: their truth table, against the one written out by hand from
+API.md in `scheduler.tests.guarantees` (not computed by `deployments.conditions`), and
+resolution when a deployment waits on several
 dependencies, by the finishing action and by the periodic safety net alone."""
 
 from __future__ import annotations
@@ -20,25 +21,18 @@ from deployments.services import (
 )
 from scheduler.allocation import Resources
 from scheduler.jobs import safety_net_job
+from scheduler.tests.guarantees import MET_BY, impossible, met
 
-# condition -> the statuses that meet it (API.md: succeeded = completed; finished = any
-# end; failed = failed or cancelled). Every other finished status makes it impossible.
-MET_BY = {
-    "succeeded": {"completed"},
-    "finished": {"completed", "failed", "cancelled"},
-    "failed": {"failed", "cancelled"},
-}
-ENDS = {"completed", "failed", "cancelled"}
 STATUSES = ["pending", "queued", "running", "completed", "failed", "cancelled"]
 
 
 @pytest.mark.parametrize("condition", sorted(MET_BY))
 @pytest.mark.parametrize("status", STATUSES)
 def test_the_truth_table_of_every_condition(condition, status):
-    met = status in MET_BY[condition]
-    assert condition_met(condition, status) is met
+    # The table of scheduler.tests.guarantees, written from API.md.
+    assert condition_met(condition, status) is met(condition, status)
     # Impossible exactly when the dependency has ended without meeting it: ends are final.
-    assert condition_impossible(condition, status) is (status in ENDS and not met)
+    assert condition_impossible(condition, status) is impossible(condition, status)
 
 
 def spec(*depends_on: DependencySpec) -> DeploymentSpec:
@@ -79,6 +73,11 @@ def test_a_deployment_waits_until_every_one_of_its_conditions_holds(actor, clust
         ),
     )
     assert report.status == Status.PENDING
+    assert report.status_reason == (
+        f"waiting for deployment {train.pk} (running) to succeed; "
+        f"deployment {lint.pk} (running) to finish; "
+        f"deployment {probe.pk} (running) to fail or be cancelled"
+    )
 
     deployment_act(actor=actor, deployment_id=train.pk, action=Action.COMPLETE)
     assert _status(report) == "pending"  # one of three met: not enough
