@@ -99,6 +99,7 @@ class SchedulerMachine(RuleBasedStateMachine):
         assert all_violations(self.cluster) == []
 
 
+@pytest.mark.timeout(900)  # a failure's shrinking re-runs many examples on PostgreSQL
 def test_guarantees_hold_after_every_step():
     run_state_machine_as_test(
         SchedulerMachine,
