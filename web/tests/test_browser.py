@@ -10,6 +10,7 @@ way the run saves docs/img/dashboard.png and docs/img/deployment.png for the REA
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Iterator
 from io import StringIO
 from pathlib import Path
@@ -27,7 +28,6 @@ from web.management.commands.demo import ORGANIZATION, PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(settings.BASE_DIR) / "docs" / "img"
 WAIT_MS = 15_000  # the live parts refresh every 3 s
 
@@ -54,11 +54,13 @@ def demo() -> SimpleNamespace:
 
 @pytest.fixture
 def browser(demo) -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: run `make browser` (apt-get install chromium).")
+    # The browser the Makefile checks for (`command -v chromium`): the first on PATH.
+    executable = shutil.which("chromium")
+    if executable is None:
+        pytest.fail("chromium is not on PATH: run `make browser` (apt-get install chromium).")
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
+            executable_path=executable,
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
         )
         yield chromium
