@@ -19,7 +19,7 @@ from deployments.services import (
     deployment_act,
     deployment_create,
 )
-from scheduler.allocation import Resources
+from hypervisor.resources import Resources
 from scheduler.jobs import safety_net_job
 from scheduler.tests.guarantees import MET_BY, impossible, met
 

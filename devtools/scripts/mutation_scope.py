@@ -1,7 +1,7 @@
 """Print a unified diff that marks only the named top-level definitions of a module as
 added, for `mutmut run --use-patch-file`: mutmut then mutates those lines and no others.
 
-    python scripts/mutation_scope.py deployments/services.py TRANSITIONS _act _transition
+    python devtools/scripts/mutation_scope.py deployments/services.py TRANSITIONS _act _transition
 """
 
 from __future__ import annotations
