@@ -97,15 +97,21 @@ def test_a_deployment_waits_until_every_one_of_its_conditions_holds(actor, clust
     assert _status(report) == "running"  # all three: queued, and the pass started it
 
 
-@pytest.mark.django_db(transaction=True)
-def test_one_impossible_condition_cancels_though_the_others_hold(actor, cluster):
+def _two_and_a_dependent(actor, cluster, on_first: str, on_second: str):
+    """Two running deployments and one that waits on both, with these conditions."""
     first = deployment_create(actor=actor, cluster=cluster, spec=spec())
     second = deployment_create(actor=actor, cluster=cluster, spec=spec())
     dependent = deployment_create(
         actor=actor,
         cluster=cluster,
-        spec=spec(DependencySpec(first.pk, "finished"), DependencySpec(second.pk, "succeeded")),
+        spec=spec(DependencySpec(first.pk, on_first), DependencySpec(second.pk, on_second)),
     )
+    return first, second, dependent
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_impossible_condition_cancels_though_the_others_hold(actor, cluster):
+    first, second, dependent = _two_and_a_dependent(actor, cluster, "finished", "succeeded")
     deployment_act(actor=actor, deployment_id=first.pk, action=Action.COMPLETE)
     deployment_act(actor=actor, deployment_id=second.pk, action=Action.FAIL)
 
@@ -160,13 +166,7 @@ def test_the_safety_net_alone_settles_dependents_of_any_end(
 
 @pytest.mark.django_db(transaction=True)
 def test_the_safety_net_waits_for_every_condition_too(actor, cluster):
-    done = deployment_create(actor=actor, cluster=cluster, spec=spec())
-    busy = deployment_create(actor=actor, cluster=cluster, spec=spec())
-    dependent = deployment_create(
-        actor=actor,
-        cluster=cluster,
-        spec=spec(DependencySpec(done.pk, "failed"), DependencySpec(busy.pk, "finished")),
-    )
+    done, busy, dependent = _two_and_a_dependent(actor, cluster, "failed", "finished")
     _finish_without_resolution(done, "failed")
     assert _status(busy) == "running"
 
