@@ -447,7 +447,7 @@ def one_priority_snapshots(draw: st.DrawFn) -> ClusterSnapshot:
 # Issue 18: a planner that let equal priorities preempt each other (with the "could it
 # start by preempting?" shortcut counting them as room) traded two deployments for ever.
 # The time limit turns such a loop into a failure with its stack within seconds.
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(60, method="thread")  # signal: hypothesis would shrink the loop
 @PROPERTY_SETTINGS
 @given(snapshot=one_priority_snapshots())
 def test_equal_priorities_never_preempt_each_other(snapshot: ClusterSnapshot) -> None:
