@@ -6,10 +6,11 @@ BIN := $(VENV)/bin
 # Tests run against this machine's real PostgreSQL and Redis.
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_DATABASE_NAME ?= test_hypervisor
-TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+# Empty: a redis-server of the run's own (devtools/scripts/private-redis); or a database to use.
+TEST_REDIS_URL ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test screenshots worker lint format services browser engines slurm build-deps demo clean
+.PHONY: run test screenshots worker lint format services browser engines slurm build-deps demo clean mutation
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -78,19 +79,27 @@ slurm:
 	devtools/scripts/ensure-slurm
 
 # Over plain HTTP: the secure-by-default redirect and cookie flags are off for the tests.
+# With TEST_REDIS_URL empty the run starts a redis-server of its own (devtools/scripts/private-redis).
 TEST_ENV = DATABASE_URL=$(TEST_DATABASE_URL) TEST_DATABASE_NAME=$(TEST_DATABASE_NAME) \
-	REDIS_URL=$(TEST_REDIS_URL) SECRET_KEY=test-only-secret-key DEBUG=false \
+	$(if $(TEST_REDIS_URL),REDIS_URL=$(TEST_REDIS_URL)) SECRET_KEY=test-only-secret-key DEBUG=false \
 	RATELIMIT_LOGIN_IP=10000/m RATELIMIT_LOGIN_USERNAME=10000/m RATELIMIT_REGISTER_IP=10000/h \
 	RATELIMIT_JOIN_USER=10000/m RATELIMIT_UNSAFE_USER=100000/m RATELIMIT_READ_USER=100000/m \
 	SECURE_SSL_REDIRECT=false SESSION_COOKIE_SECURE=false CSRF_COOKIE_SECURE=false
+PRIVATE_REDIS = $(if $(TEST_REDIS_URL),,devtools/scripts/private-redis)
 
 ## test: the whole suite against real PostgreSQL and Redis (leaves the work tree untouched)
 test: $(VENV)/.dev services browser engines slurm
-	$(TEST_ENV) $(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(TEST_ENV) $(PRIVATE_REDIS) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## screenshots: rewrite docs/img (the README's pictures) from the browser tests, 1280 and 390 px
 screenshots: $(VENV)/.dev services browser
-	$(TEST_ENV) HV_SCREENSHOTS=1 $(BIN)/python -m pytest -m browser -q web/tests $(PYTEST_ARGS)
+	$(TEST_ENV) HV_SCREENSHOTS=1 $(PRIVATE_REDIS) $(BIN)/python -m pytest -m browser -q web/tests $(PYTEST_ARGS)
+
+## mutation: mutmut over the planner, the state machine, permissions and dependency conditions
+## (devtools/scripts/mutation; slow: an hour or more for all; MUTATION_TARGETS="conditions" for some)
+mutation: $(VENV)/.dev services
+	TEST_DATABASE_URL=$(TEST_DATABASE_URL) TEST_DATABASE_NAME=$(TEST_DATABASE_NAME) \
+	MUTATION_TARGETS="$(MUTATION_TARGETS)" devtools/scripts/mutation
 
 ## lint: ruff, Django's checks, migrations and the OpenAPI schema
 lint: $(VENV)/.dev

@@ -11,11 +11,15 @@ from rest_framework.test import APIClient
 
 from accounts.tests.factories import UserFactory
 from devtools.slurm import SlurmCluster, missing_commands
+from hypervisor.tests import hypothesis_profiles
 from orgs.models import Role
 from orgs.selectors import forget_role_permissions
 from orgs.tests.factories import MembershipFactory, OrganizationFactory
 from runtime.gateway import forget_breakers
 from runtime.tests.engines import DockerEngine
+
+# Before any test module is imported: their @settings build on the loaded profile.
+hypothesis_profiles.load()
 
 
 @pytest.fixture(autouse=True)

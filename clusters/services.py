@@ -28,9 +28,13 @@ DUPLICATE_NAME = "A cluster with this name already exists in the organization."
 class ClusterBusy(Conflict):
     """The cluster still runs or queues work."""
 
+    code = "cluster_busy"
+
 
 class CapacityError(Conflict):
     """A capacity change would leave running work without room."""
+
+    code = "capacity_below_allocated"
 
 
 class RuntimeBusy(Conflict):

@@ -47,6 +47,8 @@ from hypervisor.resources import Resources
 class InvalidTransition(Conflict):
     """The deployment's current status does not allow the action (409)."""
 
+    code = "invalid_transition"
+
 
 class Action(StrEnum):
     """What people do (the API's verbs)."""

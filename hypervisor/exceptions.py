@@ -16,11 +16,21 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 
 class Conflict(Exception):
-    """The action is well-formed but the current state forbids it (HTTP 409)."""
+    """The action is well-formed but the current state forbids it (HTTP 409).
+
+    `code` goes into the answer beside `detail`, so that a client (and a test) can tell
+    which rule refused: each subclass names its own, and a refusal by the database's
+    constraints is `constraint_violation`, never one of these.
+    """
+
+    code = "conflict"
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+CONSTRAINT_VIOLATION = "constraint_violation"
 
 
 class RateLimited(exceptions.Throttled):
@@ -40,10 +50,15 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, DjangoValidationError):
         return Response(_validation_detail(exc), status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, Conflict):
-        return Response({"detail": exc.message}, status=status.HTTP_409_CONFLICT)
+        return Response({"detail": exc.message, "code": exc.code}, status=status.HTTP_409_CONFLICT)
     if isinstance(exc, IntegrityError):
+        # A service let through what the database refused: a bug or a race the
+        # service's own check missed. Its own code, distinct from every service refusal.
         return Response(
-            {"detail": "The request conflicts with the current state of the data."},
+            {
+                "detail": "The request conflicts with the current state of the data.",
+                "code": CONSTRAINT_VIOLATION,
+            },
             status=status.HTTP_409_CONFLICT,
         )
     if isinstance(exc, ObjectDoesNotExist):

@@ -20,8 +20,13 @@ UNSAFE = {"post", "put", "patch", "delete"}
 ERROR = {"$ref": "#/components/schemas/Error"}
 ERROR_SCHEMA = {
     "type": "object",
-    "description": 'Either `{"detail": "message"}` or field errors `{"field": ["message"]}`.',
-    "properties": {"detail": {"type": "string"}},
+    "description": (
+        'Either `{"detail": "message"}` or field errors `{"field": ["message"]}`. A 409 also '
+        "carries `code`: the rule that refused (`capacity_below_allocated`, `cluster_busy`, "
+        "`invalid_transition`, `last_owner`), or `constraint_violation` when the database's "
+        "own constraints refused what the service let through."
+    ),
+    "properties": {"detail": {"type": "string"}, "code": {"type": "string"}},
     "additionalProperties": True,
 }
 DESCRIPTIONS = {

@@ -17,6 +17,8 @@ from orgs.selectors import role_permissions
 class LastOwnerError(Conflict):
     """An organization must keep at least one owner."""
 
+    code = "last_owner"
+
 
 # What may refuse an organization's deletion (raising a `Conflict`), under the
 # transaction that deletes it: the clusters layer above fills this in

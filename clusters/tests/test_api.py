@@ -345,9 +345,13 @@ def test_shrinking_below_what_is_allocated_is_409(owner, organization, as_user):
         _cluster(cluster), {"capacity": {"cpu": 3, "ram_mb": 1024, "gpu": 2}}, format="json"
     )
 
+    # The service's refusal, not the database's (whose 409 says `constraint_violation`):
+    # with the service's check gone, the CHECK constraints would still answer 409.
     assert too_small.status_code == 409
-    assert "detail" in too_small.json()
+    assert too_small.json()["code"] == "capacity_below_allocated", too_small.json()
+    assert "allocated: 3 CPU, 1024 MiB RAM, 2 GPU" in too_small.json()["detail"]
     assert too_few_gpus.status_code == 409
+    assert too_few_gpus.json()["code"] == "capacity_below_allocated", too_few_gpus.json()
     assert exactly.status_code == 200, exactly.json()
     assert exactly.json()["available"] == ZERO
     cluster.refresh_from_db()
@@ -478,6 +482,7 @@ def test_delete_with_running_or_waiting_work_is_409(admin_user, organization, as
 
     assert response.status_code == 409
     assert "detail" in response.json()
+    assert response.json()["code"] == "cluster_busy"
     assert Cluster.objects.filter(pk=cluster.pk).exists()
     assert Deployment.objects.filter(cluster=cluster).count() == 1
 

@@ -554,6 +554,7 @@ def test_an_action_the_status_forbids_is_409(owner, cluster, as_user, action, st
     response = as_user(owner).post(_url(deployment, action))
 
     assert response.status_code == 409
+    assert response.json()["code"] == "invalid_transition"
     assert status in response.json()["detail"]
     deployment.refresh_from_db()
     assert deployment.status == status

@@ -20,7 +20,6 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 
 from accounts.tests.factories import UserFactory
 from clusters.tests.factories import ClusterFactory
-from deployments.conditions import condition_impossible, condition_met
 from deployments.models import Condition, Dependency, Deployment, DeploymentEvent, Status
 from deployments.services import (
     Action,
@@ -31,8 +30,9 @@ from deployments.services import (
     deployment_create,
 )
 from hypervisor.resources import Resources
+from hypervisor.tests.hypothesis_profiles import scaled
 from orgs.tests.factories import OrganizationFactory
-from scheduler.tests.guarantees import dependency_violations
+from scheduler.tests.guarantees import dependency_violations, impossible, met
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -53,17 +53,17 @@ def dependency_state_violations(organization_id: int) -> list[str]:
     deployments = Deployment.objects.filter(cluster__organization_id=organization_id)
     for deployment in deployments.prefetch_related("dependency_links__dependency"):
         links = [(link.dependency, link.condition) for link in deployment.dependency_links.all()]
-        impossible = [d.pk for d, c in links if condition_impossible(c, d.status)]
-        all_met = all(condition_met(c, d.status) for d, c in links)
-        if deployment.status == Status.PENDING and impossible:
-            problems.append(f"{deployment.pk} still waits on impossible {impossible}")
+        blocked = [d.pk for d, c in links if impossible(c, d.status)]
+        all_met = all(met(c, d.status) for d, c in links)
+        if deployment.status == Status.PENDING and blocked:
+            problems.append(f"{deployment.pk} still waits on impossible {blocked}")
         if deployment.status == Status.PENDING and all_met:
             problems.append(f"{deployment.pk} is pending with every dependency met")
         cascaded = DeploymentEvent.objects.filter(
             deployment=deployment, to_status=Status.CANCELLED, actor=None
         ).first()
         if cascaded is not None:
-            if cascaded.related_deployment_id not in impossible:
+            if cascaded.related_deployment_id not in blocked:
                 problems.append(
                     f"{deployment.pk} cancelled though {cascaded.related_deployment_id} allows it"
                 )
@@ -108,9 +108,9 @@ class DependencyMachine(RuleBasedStateMachine):
                 d.pk: d.status
                 for d in Deployment.objects.filter(pk__in=[x.deployment_id for x in depends_on])
             }
-            assert any(
-                condition_impossible(x.condition, statuses[x.deployment_id]) for x in depends_on
-            ), error
+            assert any(impossible(x.condition, statuses[x.deployment_id]) for x in depends_on), (
+                error
+            )
             return
         self.ids.append(created.pk)
 
@@ -127,11 +127,12 @@ class DependencyMachine(RuleBasedStateMachine):
         assert dependency_state_violations(self.organization.pk) == []
 
 
+@pytest.mark.timeout(900)  # a failure's shrinking re-runs many examples on PostgreSQL
 def test_random_dags_keep_the_dependency_guarantees():
     run_state_machine_as_test(
         DependencyMachine,
         settings=settings(
-            max_examples=12,
+            max_examples=scaled(12),
             stateful_step_count=25,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow],

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from clusters.tests.factories import ClusterFactory
 from deployments.images import validate_image_reference
 from deployments.models import Deployment
+from hypervisor.tests.hypothesis_profiles import scaled
 
 HEX64 = "0123456789abcdef" * 4
 
@@ -165,13 +166,13 @@ def references(draw) -> str:
     return text
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=scaled(100), deadline=None)
 @given(references())
 def test_every_reference_the_grammar_builds_passes(reference):
     validate_image_reference(reference)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=scaled(100), deadline=None)
 @given(references(), st.sampled_from(["\n", " ", "\t", "É", "é", "\u00a0", "\x00", "😀"]))
 def test_whitespace_or_unicode_anywhere_fails(reference, intruder):
     # Splice the intruder between two characters, or at either end.
@@ -180,7 +181,7 @@ def test_whitespace_or_unicode_anywhere_fails(reference, intruder):
             validate_image_reference(reference[:at] + intruder + reference[at:])
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=scaled(200), deadline=None)
 @given(st.text(max_size=600))
 def test_any_text_is_either_a_reference_or_a_validation_error(text):
     try:

@@ -23,6 +23,7 @@ from clusters.tests.factories import ClusterFactory
 from deployments.models import Deployment
 from deployments.tests.factories import DeploymentFactory
 from hypervisor.fields import validate_display_text
+from hypervisor.tests.hypothesis_profiles import scaled
 
 pytestmark = pytest.mark.django_db
 
@@ -381,7 +382,7 @@ json_values = st.recursive(
     max_leaves=10,
 )
 FUZZ = settings(
-    max_examples=10,
+    max_examples=scaled(10),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

@@ -1,7 +1,10 @@
 """A production-shaped stack on loopback: gunicorn (2 workers), RQ workers, rqcron.
 
-Each run gets its own PostgreSQL database and Redis database, so that it never touches
-the test suite's. Processes are started and stopped by pid; nothing else is signalled.
+Each run gets its own PostgreSQL database and, unless given a Redis URL, its own
+redis-server on a unix socket in its directory, so that it never touches the test
+suite's (or another run's) keys. gunicorn serves a socket this process bound to port 0
+and hands over (`fd://`), so no port is guessed. Processes are started and stopped by
+pid; nothing else is signalled.
 """
 
 from __future__ import annotations
@@ -30,7 +33,9 @@ PYTHON = sys.executable
 class StackConfig:
     database: str = "hv_load"
     pg_url: str = "postgres://postgres@127.0.0.1:5432"
-    redis_url: str = "redis://127.0.0.1:6379/5"
+    # None: a private redis-server for this stack alone (the test suite's runs).
+    redis_url: str | None = None
+    drop_database_after: bool = False
     web_workers: int = 2
     rq_workers: int = 2
     safety_net_seconds: int = 3
@@ -44,20 +49,22 @@ class StackConfig:
     embedded: bool = False
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Stack:
     """Start with `with Stack(config) as stack:`; `stack.url` is the web's base URL."""
 
     def __init__(self, config: StackConfig) -> None:
         self.config = config
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.dir = Path(tempfile.mkdtemp(prefix="hv-stack-"))
+        # Bound and listening before gunicorn starts, kept open until the stack stops:
+        # the port is ours from the first moment, and gunicorn inherits the socket.
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(128)
+        self.listener.set_inheritable(True)
+        self.port = self.listener.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.redis_url = config.redis_url or f"unix://{self.dir / 'redis.sock'}?db=0"
+        self.redis_server: subprocess.Popen | None = None
         self.metrics_token = secrets.token_urlsafe(16)
         self.web: subprocess.Popen | None = None
         self.workers: list[subprocess.Popen | None] = [None] * (
@@ -67,7 +74,7 @@ class Stack:
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("PYTEST")},
             "DATABASE_URL": f"{config.pg_url}/{config.database}",
-            "REDIS_URL": "" if config.embedded else config.redis_url,
+            "REDIS_URL": "" if config.embedded else self.redis_url,
             "SECRET_KEY": "load-run-" + secrets.token_urlsafe(24),
             "DEBUG": "false",
             "RATELIMIT_ENABLE": "false",
@@ -81,7 +88,7 @@ class Stack:
             "METRICS_TOKEN": self.metrics_token,
             "PROMETHEUS_MULTIPROC_DIR": str(self.dir / "metrics"),
             "SCHEDULER_SAFETY_NET_SECONDS": str(config.safety_net_seconds),
-            "GUNICORN_BIND": f"127.0.0.1:{self.port}",
+            "GUNICORN_BIND": f"fd://{self.listener.fileno()}",
             "WEB_CONCURRENCY": str(config.web_workers),
             "FORWARDED_ALLOW_IPS": "127.0.0.1",
             **config.extra_env,
@@ -98,19 +105,41 @@ class Stack:
     def __exit__(self, *exc) -> None:
         self.stop()
 
+    def _pg(self) -> list[str]:
+        host = urlsplit(self.config.pg_url)
+        return [
+            *("-h", host.hostname or "127.0.0.1", "-p", str(host.port or 5432)),
+            *("-U", host.username or "postgres"),
+        ]
+
     def prepare(self) -> None:
         """A fresh database (dropped and created) and an empty Redis database."""
-        host = urlsplit(self.config.pg_url)
-        pg = ["-h", host.hostname or "127.0.0.1", "-p", str(host.port or 5432)]
-        pg += ["-U", host.username or "postgres"]
+        pg = self._pg()
         subprocess.run(["dropdb", *pg, "--if-exists", "--force", self.config.database], check=True)
         subprocess.run(["createdb", *pg, self.config.database], check=True)
         if not self.config.embedded:
+            if self.config.redis_url is None:
+                self._start_private_redis()
             self.redis().flushdb()
         self.manage("migrate", "--noinput", "-v", "0")
 
+    def _start_private_redis(self) -> None:
+        socket_path = self.dir / "redis.sock"
+        command = ["redis-server", "--port", "0", "--unixsocket", str(socket_path)]
+        command += ["--save", "", "--appendonly", "no", "--dir", str(self.dir)]
+        self.redis_server = self._spawn("redis", command)
+        deadline = time.monotonic() + 10
+        while not socket_path.exists():
+            if self.redis_server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server did not start; see {self.dir / 'redis.log'}")
+            time.sleep(0.05)
+
     def start(self) -> None:
-        self.web = self._spawn("web", [PYTHON, "-m", "gunicorn", "hypervisor.wsgi"])
+        self.web = self._spawn(
+            "web",
+            [PYTHON, "-m", "gunicorn", "hypervisor.wsgi"],
+            pass_fds=(self.listener.fileno(),),
+        )
         for index in range(len(self.workers)):
             self.start_worker(index)
         if not self.config.embedded:
@@ -141,11 +170,22 @@ class Stack:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        self.listener.close()
+        if self.redis_server is not None:
+            self.redis_server.terminate()
+            self.redis_server.wait(timeout=30)
+        if self.config.drop_database_after:
+            dropdb = ["dropdb", *self._pg(), "--if-exists", "--force", self.config.database]
+            subprocess.run(dropdb, check=True)
 
-    def _spawn(self, name: str, command: list[str], **env: str) -> subprocess.Popen:
+    def _spawn(
+        self, name: str, command: list[str], pass_fds: tuple[int, ...] = (), **env: str
+    ) -> subprocess.Popen:
         log = open(self.dir / f"{name}.log", "ab")  # noqa: SIM115 (lives with the process)
         env = {**self.env, **env}
-        return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
+        return subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=log, stderr=log, pass_fds=pass_fds
+        )
 
     def wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -186,7 +226,7 @@ class Stack:
         )
 
     def redis(self) -> redis.Redis:
-        return redis.Redis.from_url(self.config.redis_url, socket_timeout=5)
+        return redis.Redis.from_url(self.redis_url, socket_timeout=5)
 
     def queue_busy(self) -> bool:
         """Jobs waiting, or one of our live workers busy with a job.

@@ -1,8 +1,9 @@
 """Short versions of the load run and the fuzzing, inside `make test`.
 
 Each starts the real stack on loopback (gunicorn with 2 workers, 2 RQ workers, rqcron)
-against its own PostgreSQL database and the suite's Redis database: real processes,
-nothing mocked. The long runs are scripts (docs/benchmarks.md).
+against its own PostgreSQL database (dropped when it stops) and its own redis-server:
+real processes, nothing mocked, nothing shared with the suite's database or Redis. The
+long runs are scripts (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -11,13 +12,13 @@ import os
 from urllib.parse import urlsplit
 
 import pytest
-from django.conf import settings
 
 from devtools.bench.fuzz import run_hardening_probes, run_schemathesis
 from devtools.bench.runs import LoadShape, load_run
 from devtools.bench.stack import Stack, StackConfig
 
-pytestmark = pytest.mark.slow
+# Each starts a whole stack (migrations, gunicorn, workers) and runs hundreds of requests.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
 def stack_config(suffix: str, **overrides) -> StackConfig:
@@ -26,15 +27,13 @@ def stack_config(suffix: str, **overrides) -> StackConfig:
     return StackConfig(
         database=f"{base}_{suffix}",
         pg_url=f"{url.scheme}://{url.netloc}",
-        redis_url=settings.REDIS_URL,
+        drop_database_after=True,
         **overrides,
     )
 
 
 @pytest.fixture
 def stack():
-    # The suite's autouse fixture flushes this Redis database after the test: the
-    # stack's queue and keys go with it.
     with Stack(stack_config("load", safety_net_seconds=2)) as running:
         yield running
 

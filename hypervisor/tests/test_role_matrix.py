@@ -75,6 +75,7 @@ class Action:
     outsider_status: int = 404
 
 
+ROLE_REFUSED = "Your role in this organization does not allow this action."
 EVERYONE = frozenset(MEMBERS)
 CONTRIBUTORS = frozenset({"owner", "admin", "developer"})
 MANAGERS = frozenset({"owner", "admin"})
@@ -258,6 +259,8 @@ def test_role_matrix(action_name, caller_kind):
         assert 200 <= response.status_code < 300, (response.status_code, response.content)
     else:
         assert response.status_code == expected, (response.status_code, response.content)
+    if expected == 403:  # a member, refused by the role check, and told so
+        assert response.json() == {"detail": ROLE_REFUSED}, response.json()
     if expected == 400:  # the reference in the body is named, as if it did not exist
         assert set(response.json()) & {"cluster", "organization"}, response.json()
     if action.happened is not None:

@@ -168,7 +168,7 @@ def test_delete_is_409_while_a_cluster_has_running_or_waiting_work(
     response = as_user(owner).delete(_org(organization))
 
     assert response.status_code == 409
-    assert response.json()["detail"]
+    assert response.json()["code"] == "cluster_busy"
     assert Organization.objects.filter(pk=organization.pk).exists()
     assert cluster.deployments.filter(status=status).exists()
 
@@ -432,6 +432,7 @@ def test_the_last_owner_cannot_be_demoted(as_user, organization, owner, to_role)
     )
 
     assert response.status_code == 409
+    assert response.json()["code"] == "last_owner"
     assert "owner" in response.json()["detail"]
     assert _role_of(organization, owner) == "owner"
 
@@ -440,6 +441,7 @@ def test_the_last_owner_cannot_leave(as_user, organization, owner, developer):
     response = as_user(owner).delete(_member(organization, owner))
 
     assert response.status_code == 409
+    assert response.json()["code"] == "last_owner"
     assert _role_of(organization, owner) == "owner"
 
 

@@ -14,17 +14,19 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from hypervisor.resources import Resources
+from hypervisor.tests.hypothesis_profiles import scaled
 from planner import ClusterSnapshot, Plan, Policy, RunningDeployment, WaitingDeployment, plan
 from planner.engine import Engine
 from planner.policies.pack import search_problem, target
 
 NOW = datetime(2025, 6, 1, 12, tzinfo=UTC)
 PROPERTY_SETTINGS = settings(
-    max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=scaled(250), deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 
 Vec = tuple[int, int, int]
@@ -429,6 +431,50 @@ def test_every_plan_keeps_the_guarantees(snapshot: ClusterSnapshot, seed: int) -
     assert plan(shuffled(snapshot, seed)) == result
 
 
+@st.composite
+def one_priority_snapshots(draw: st.DrawFn) -> ClusterSnapshot:
+    """A full cluster and a queue all at one priority: nothing may be preempted, since
+    preemption is for strictly higher priority only (guarantee 3)."""
+    level = draw(st.integers(0, 3))
+    snapshot = draw(snapshots(ANY_POLICY, max_running=10, max_waiting=10))
+    return replace(
+        snapshot,
+        running=tuple(replace(r, priority=level) for r in snapshot.running),
+        waiting=tuple(replace(w, priority=level) for w in snapshot.waiting),
+    )
+
+
+# Issue 18: a planner that let equal priorities preempt each other (with the "could it
+# start by preempting?" shortcut counting them as room) traded two deployments for ever.
+# The time limit turns such a loop into a failure with its stack within seconds.
+@pytest.mark.timeout(60, method="thread")  # signal: hypothesis would shrink the loop
+@PROPERTY_SETTINGS
+@given(snapshot=one_priority_snapshots())
+def test_equal_priorities_never_preempt_each_other(snapshot: ClusterSnapshot) -> None:
+    result = plan(snapshot)
+    assert result.preemptions == (), [(p.victim_id, p.preemptor_id) for p in result.preemptions]
+    check_guarantees(snapshot, result)
+    # The plan is a fixed point: planning its outcome again starts and stops nothing.
+    outcome = check_consistency(snapshot, result)
+    again = plan(outcome.next_snapshot(snapshot))
+    assert not again.starts and not again.preemptions
+
+
+@pytest.mark.timeout(10)  # a planner that swaps them loops: fail within seconds
+def test_two_equal_priorities_competing_for_one_slot_do_not_swap() -> None:
+    snapshot = ClusterSnapshot(
+        Resources(1000, 1024, 0),
+        (_run(1, (1000, 512, 0), 2),),
+        (_wait(2, (1000, 512, 0), 2),),
+        NOW,
+        Policy.FIFO,
+    )
+    for policy in (Policy.FIFO, Policy.PACK):
+        result = plan(replace(snapshot, policy=policy))
+        assert (result.starts, result.preemptions) == ((), ())
+        assert [e.deployment_id for e in result.queue] == [2]
+
+
 @PROPERTY_SETTINGS
 @given(snapshot=snapshots(ANY_POLICY, max_running=14, max_waiting=14))
 def test_busier_clusters_keep_the_guarantees(snapshot: ClusterSnapshot) -> None:
@@ -591,7 +637,7 @@ def tiny_crowded_snapshots(draw: st.DrawFn) -> ClusterSnapshot:
     return replace(snapshot, waiting=arrivals, starvation_after_seconds=None)
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=scaled(120), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @example(snapshot=VICTIM_ORDER_BEFORE_UTILIZATION)
 @given(
     snapshot=st.one_of(

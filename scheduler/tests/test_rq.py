@@ -1,26 +1,33 @@
 """The Redis path end to end: a request enqueues a merged pass; real `rqworker` processes
 (their own interpreters, their own database connections) run it, and defer, never sleep
-through, a pass that falls within its cluster's merge window."""
+through, a pass that falls within its cluster's merge window. The pending-key protocol
+under a change made during a pass, and the in-process fallback when Redis cannot be
+reached (a real refused connection, not a mock)."""
 
 from __future__ import annotations
 
+import logging
 import os
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import django_rq
 import pytest
+import redis
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from rq.registry import FinishedJobRegistry, ScheduledJobRegistry
 
 from clusters.tests.factories import ClusterFactory
 from deployments.models import Deployment, DeploymentEvent, Status
-from deployments.tests.factories import RunningDeploymentFactory
+from deployments.tests.factories import DeploymentFactory, RunningDeploymentFactory
 from scheduler.jobs import claim_turn, schedule_cluster_job
 from scheduler.merging import PENDING_KEY, redis_connection
+from scheduler.triggers import dispatch_schedule, request_schedule
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.rq]
 
@@ -208,3 +215,108 @@ def _wait_for(condition, seconds: float = 60) -> None:
     while not condition():
         assert time.monotonic() < deadline, "the workers did not get there"
         time.sleep(0.05)
+
+
+def _status(deployment: Deployment) -> str:
+    return Deployment.objects.values_list("status", flat=True).get(pk=deployment.pk)
+
+
+def _wait_for_a_lock_wait(timeout: float = 60) -> None:
+    """Until some session of the test database waits on a row lock (the worker's pass)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            if cursor.fetchone()[0]:
+                return
+        time.sleep(0.05)
+    raise AssertionError("the worker's pass never reached the row lock")
+
+
+def test_a_change_made_during_a_pass_gets_a_pass_of_its_own(empty_queue):
+    """The job clears the cluster's pending key *before* it plans, so a request that
+    arrives while the pass runs enqueues a new job instead of merging into the running
+    one, which has already read its rows and would never see the change.
+
+    The changes are rows plus the trigger itself (`dispatch_schedule`, what a service's
+    request runs on commit), so that no shortcut of scheduler.incremental decides them
+    without a pass."""
+    cluster = ClusterFactory(capacity_cpu=4000)
+    first = DeploymentFactory(cluster=cluster, cpu=1000)
+    dispatch_schedule(cluster_id=cluster.pk)
+    assert empty_queue.count == 1
+
+    # Hold `first`'s row from another session: the worker's pass takes the cluster lock,
+    # starts reading its queued rows, and waits there, its read of the rows begun.
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_first_row() -> None:
+        try:
+            with transaction.atomic():
+                Deployment.objects.select_for_update().get(pk=first.pk)
+                locked.set()
+                release.wait(60)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold_first_row)
+    holder.start()
+    assert locked.wait(30)
+    worker = subprocess.Popen(
+        [*WORKER, "--burst"],
+        cwd=ROOT,
+        env=_worker_env(SCHEDULER_MERGE_WINDOW_MS="0"),  # the window is not under test
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        _wait_for_a_lock_wait()
+        # The change during the pass: its request must not be merged into the running job.
+        second = DeploymentFactory(cluster=cluster, cpu=1000)
+        dispatch_schedule(cluster_id=cluster.pk)
+        assert empty_queue.count == 1, "the request during the pass enqueued no pass"
+    finally:
+        release.set()
+        holder.join(30)
+        output, _ = worker.communicate(timeout=120)
+    assert worker.returncode == 0, output[-2000:]
+
+    # The burst worker ran both jobs: the first pass started `first`, the second `second`.
+    assert (_status(first), _status(second)) == ("running", "running")
+    assert not redis_connection().exists(PENDING_KEY.format(cluster_id=cluster.pk))
+
+
+@pytest.fixture
+def unreachable_redis(settings):
+    """RQ pointed at a loopback port that is bound but not listening: every connection is
+    refused at once, as when Redis is down. Held for the test, so no one else gets it."""
+    with socket.socket() as reserved:
+        reserved.bind(("127.0.0.1", 0))
+        port = reserved.getsockname()[1]
+        settings.RQ_QUEUES = {
+            "default": {"URL": f"redis://127.0.0.1:{port}/0", "DEFAULT_TIMEOUT": 300}
+        }
+        redis_connection.cache_clear()
+        try:
+            yield port
+        finally:
+            redis_connection.cache_clear()
+
+
+def test_with_redis_unreachable_the_pass_runs_in_process(unreachable_redis, caplog):
+    assert settings.USE_RQ
+    with pytest.raises(redis.ConnectionError):
+        redis_connection().ping()
+    cluster = ClusterFactory(capacity_cpu=2000)
+    waiting = DeploymentFactory(cluster=cluster, cpu=1000)
+
+    # The request runs on commit, as a service's does.
+    with caplog.at_level(logging.WARNING, logger="scheduler.triggers"), transaction.atomic():
+        request_schedule(cluster_id=cluster.pk)
+
+    # No worker exists here: only the in-process fallback can have started it.
+    assert _status(waiting) == "running"
+    assert "redis unavailable; scheduling in-process" in caplog.text

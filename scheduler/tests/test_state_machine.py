@@ -27,6 +27,7 @@ from deployments.services import (
     deployment_create,
 )
 from hypervisor.resources import Resources
+from hypervisor.tests.hypothesis_profiles import scaled
 from scheduler.tests.guarantees import all_violations
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -98,11 +99,12 @@ class SchedulerMachine(RuleBasedStateMachine):
         assert all_violations(self.cluster) == []
 
 
+@pytest.mark.timeout(900)  # a failure's shrinking re-runs many examples on PostgreSQL
 def test_guarantees_hold_after_every_step():
     run_state_machine_as_test(
         SchedulerMachine,
         settings=settings(
-            max_examples=12,
+            max_examples=scaled(12),
             stateful_step_count=20,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow],

@@ -3,6 +3,7 @@ screenshots go (a temporary directory, or docs/img under `make screenshots`)."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,17 +14,18 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from web.management.commands.demo import PASSWORD
 
-CHROMIUM = Path("/usr/bin/chromium")
 DOCS_IMG = Path(settings.BASE_DIR) / "docs" / "img"
 WIDTHS = {"wide": {"width": 1280, "height": 900}, "narrow": {"width": 390, "height": 844}}
 
 
 def launch_chromium() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: run `make browser` (apt-get install chromium).")
+    # The browser the Makefile checks for (`command -v chromium`): the first on PATH.
+    executable = shutil.which("chromium")
+    if executable is None:
+        pytest.fail("chromium is not on PATH: run `make browser` (apt-get install chromium).")
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
+            executable_path=executable,
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
         )
         yield chromium

@@ -1,0 +1,178 @@
+"""Dependency conditions: their truth table, against the one written out by hand from
+API.md in `scheduler.tests.guarantees` (not computed by `deployments.conditions`), and
+resolution when a deployment waits on several
+dependencies, by the finishing action and by the periodic safety net alone."""
+
+from __future__ import annotations
+
+import pytest
+from django.utils import timezone
+
+from accounts.tests.factories import UserFactory
+from clusters.tests.factories import ClusterFactory
+from deployments.conditions import condition_impossible, condition_met, pending_reason
+from deployments.models import Deployment, DeploymentEvent, Status
+from deployments.services import (
+    Action,
+    DependencySpec,
+    DeploymentSpec,
+    deployment_act,
+    deployment_create,
+)
+from hypervisor.resources import Resources
+from scheduler.jobs import safety_net_job
+from scheduler.tests.guarantees import MET_BY, impossible, met
+
+STATUSES = ["pending", "queued", "running", "completed", "failed", "cancelled"]
+
+
+@pytest.mark.parametrize("condition", sorted(MET_BY))
+@pytest.mark.parametrize("status", STATUSES)
+def test_the_truth_table_of_every_condition(condition, status):
+    # The table of scheduler.tests.guarantees, written from API.md.
+    assert condition_met(condition, status) is met(condition, status)
+    # Impossible exactly when the dependency has ended without meeting it: ends are final.
+    assert condition_impossible(condition, status) is impossible(condition, status)
+
+
+def spec(*depends_on: DependencySpec) -> DeploymentSpec:
+    return DeploymentSpec(
+        name="step",
+        image="registry.example.com/team/step:1",
+        resources=Resources(500, 128, 0),
+        depends_on=tuple(depends_on),
+    )
+
+
+@pytest.fixture
+def actor(db):
+    return UserFactory()
+
+
+@pytest.fixture
+def cluster(db):
+    return ClusterFactory(capacity_cpu=8000)
+
+
+def _status(deployment: Deployment) -> str:
+    return Deployment.objects.values_list("status", flat=True).get(pk=deployment.pk)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_deployment_waits_until_every_one_of_its_conditions_holds(actor, cluster):
+    train = deployment_create(actor=actor, cluster=cluster, spec=spec())
+    lint = deployment_create(actor=actor, cluster=cluster, spec=spec())
+    probe = deployment_create(actor=actor, cluster=cluster, spec=spec())
+    report = deployment_create(
+        actor=actor,
+        cluster=cluster,
+        spec=spec(
+            DependencySpec(train.pk, "succeeded"),
+            DependencySpec(lint.pk, "finished"),
+            DependencySpec(probe.pk, "failed"),
+        ),
+    )
+    assert report.status == Status.PENDING
+    assert report.status_reason == (
+        f"waiting for deployment {train.pk} (running) to succeed; "
+        f"deployment {lint.pk} (running) to finish; "
+        f"deployment {probe.pk} (running) to fail or be cancelled"
+    )
+
+    deployment_act(actor=actor, deployment_id=train.pk, action=Action.COMPLETE)
+    assert _status(report) == "pending"  # one of three met: not enough
+    # The reason names exactly the unmet ones, in words, as stored and as shown live.
+    waiting = (
+        f"waiting for deployment {lint.pk} (running) to finish; "
+        f"deployment {probe.pk} (running) to fail or be cancelled"
+    )
+    report.refresh_from_db()
+    assert report.status_reason == waiting
+    assert pending_reason(Deployment.objects.get(pk=report.pk)) == waiting
+
+    deployment_act(actor=actor, deployment_id=lint.pk, action=Action.FAIL)
+    assert _status(report) == "pending"  # two of three
+
+    deployment_act(actor=actor, deployment_id=probe.pk, action=Action.CANCEL)
+    assert _status(report) == "running"  # all three: queued, and the pass started it
+
+
+def _two_and_a_dependent(actor, cluster, on_first: str, on_second: str):
+    """Two running deployments and one that waits on both, with these conditions."""
+    first = deployment_create(actor=actor, cluster=cluster, spec=spec())
+    second = deployment_create(actor=actor, cluster=cluster, spec=spec())
+    dependent = deployment_create(
+        actor=actor,
+        cluster=cluster,
+        spec=spec(DependencySpec(first.pk, on_first), DependencySpec(second.pk, on_second)),
+    )
+    return first, second, dependent
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_impossible_condition_cancels_though_the_others_hold(actor, cluster):
+    first, second, dependent = _two_and_a_dependent(actor, cluster, "finished", "succeeded")
+    deployment_act(actor=actor, deployment_id=first.pk, action=Action.COMPLETE)
+    deployment_act(actor=actor, deployment_id=second.pk, action=Action.FAIL)
+
+    dependent.refresh_from_db()
+    assert dependent.status == Status.CANCELLED
+    assert f"deployment {second.pk}" in dependent.status_reason
+
+
+def _finish_without_resolution(deployment: Deployment, status: str) -> None:
+    """A finish whose dependency resolution was lost (a crash between two
+    transactions): the row ends, nothing settles its dependents. What the safety net
+    exists for."""
+    deployment.refresh_from_db()
+    assert deployment.status == Status.RUNNING
+    Deployment.objects.filter(pk=deployment.pk).update(status=status, finished_at=timezone.now())
+    cluster = deployment.cluster
+    cluster.refresh_from_db()
+    cluster.set_allocated(cluster.allocated - deployment.resources)
+    cluster.save(update_fields=["allocated_cpu", "allocated_ram_mb", "allocated_gpu"])
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("ended", "condition", "settled"),
+    [
+        ("completed", "succeeded", "running"),
+        ("completed", "failed", "cancelled"),
+        ("failed", "failed", "running"),
+        ("failed", "succeeded", "cancelled"),
+        ("failed", "finished", "running"),
+        ("cancelled", "failed", "running"),
+        ("cancelled", "finished", "running"),
+        ("cancelled", "succeeded", "cancelled"),
+    ],
+)
+def test_the_safety_net_alone_settles_dependents_of_any_end(
+    actor, cluster, ended, condition, settled
+):
+    upstream = deployment_create(actor=actor, cluster=cluster, spec=spec())
+    dependent = deployment_create(
+        actor=actor, cluster=cluster, spec=spec(DependencySpec(upstream.pk, condition))
+    )
+    _finish_without_resolution(upstream, ended)
+    assert _status(dependent) == "pending"
+
+    safety_net_job()
+
+    assert _status(dependent) == settled
+    made_by = DeploymentEvent.objects.filter(deployment=dependent).last()
+    assert made_by.actor is None  # the scheduler's doing, not a user's
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_safety_net_waits_for_every_condition_too(actor, cluster):
+    done, busy, dependent = _two_and_a_dependent(actor, cluster, "failed", "finished")
+    _finish_without_resolution(done, "failed")
+    assert _status(busy) == "running"
+
+    safety_net_job()
+    assert _status(dependent) == "pending"
+
+    _finish_without_resolution(busy, "completed")
+    safety_net_job()
+    assert _status(dependent) == "running"
