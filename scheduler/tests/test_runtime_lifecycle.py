@@ -18,7 +18,13 @@ from accounts.tests.factories import UserFactory
 from clusters.models import Cluster
 from clusters.tests.factories import ClusterFactory
 from deployments.models import Deployment, DeploymentLog, Status
-from deployments.services import Action, DeploymentSpec, deployment_act, deployment_create
+from deployments.services import (
+    Action,
+    DependencySpec,
+    DeploymentSpec,
+    deployment_act,
+    deployment_create,
+)
 from deployments.workloads import workload_name
 from hypervisor.resources import Resources
 from runtime.gateway import forget_breakers
@@ -186,6 +192,45 @@ def test_the_victim_is_stopped_before_the_preemptor_starts(cluster, docker_engin
     high_container = docker_engine.client().api.inspect_container(workload_name(high.pk))
     assert high_container["State"]["Running"]
     assert containers(docker_engine, low) == []
+
+
+def test_a_start_planned_into_a_victims_room_waits_for_the_stop(cluster, docker_engine):
+    # One pass places two: `first` by preempting `low` (2 CPUs), and `second` into the CPU
+    # that `low`'s stop leaves over. `low` holds its room until the runtime confirms the
+    # stop, so `second` must wait for it too (it once started at once, and the pass broke
+    # on the database's capacity CHECK: 3 CPUs held of 2).
+    gate = ClusterFactory(organization=cluster.organization)  # manual: runs at once
+    dependency = deployment_create(
+        actor=UserFactory(),
+        cluster=gate,
+        spec=DeploymentSpec(name="gate", image="busybox", resources=Resources(0, 0, 0)),
+    )
+    low = submit(
+        cluster,
+        ["sh", "-c", 'trap "" TERM; while true; do sleep 0.1; done'],
+        resources=Resources(2000, 64, 0),
+    )
+    after_gate = (DependencySpec(deployment_id=dependency.pk),)
+    first, second = (
+        submit(
+            cluster,
+            ["sleep", "30"],
+            resources=Resources(1000, 64, 0),
+            priority=10,
+            depends_on=after_gate,
+            name=name,
+        )
+        for name in ("first", "second")
+    )
+    deployment_act(actor=dependency.created_by, deployment_id=dependency.pk, action=Action.COMPLETE)
+    for deployment in (low, first, second):
+        deployment.refresh_from_db()
+    assert (low.status, low.preemption_count) == (Status.QUEUED, 1)
+    assert first.status == second.status == Status.RUNNING
+    stopped_at = low.events.get(from_status="stopping").at
+    assert stopped_at <= min(d.events.get(to_status="starting").at for d in (first, second))
+    cluster.refresh_from_db()
+    assert cluster.allocated == Resources(2000, 128, 0)
 
 
 def test_a_container_removed_behind_our_back_is_lost(cluster, docker_engine):
