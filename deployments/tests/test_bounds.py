@@ -8,25 +8,18 @@ organizations a maximum of waiting deployments.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import django_rq
 import pytest
-from django.conf import settings as django_settings
-from django.db import connection
 
 from clusters.tests.factories import ClusterFactory
 from deployments.models import Dependency, Deployment, Status
 from deployments.services import _sweep_batch, dependencies_resolve_all
 from deployments.tests.factories import DeploymentFactory, RunningDeploymentFactory
+from hypervisor.tests.workers import run_burst_worker
 from scheduler.tests.guarantees import dependency_violations
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-ROOT = Path(__file__).resolve().parents[2]
 DEPLOYMENTS = "/api/v1/deployments"
 
 
@@ -70,21 +63,7 @@ def test_a_cascade_beyond_a_batch_commits_the_failure_alone_and_a_job_settles_th
     assert failed.status_code == 200 and failed.json()["status"] == "failed"
     assert set(_statuses(chain)) == {Status.PENDING}
     assert queue.count >= 1
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "REDIS_URL": django_settings.REDIS_URL,
-        "DEPENDENCY_CASCADE_BATCH": "10",
-    }
-    worker = subprocess.run(
-        [sys.executable, "manage.py", "rqworker", "--burst", "default"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    worker = run_burst_worker(DEPENDENCY_CASCADE_BATCH="10")
     assert worker.returncode == 0, worker.stderr[-2000:]
     queue.empty()
 

@@ -2,22 +2,15 @@
 
 import json
 import logging
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import django_rq
 import pytest
-from django.conf import settings
-from django.db import connection
 
 from clusters.tests.factories import ClusterFactory
 from deployments.tests.factories import RunningDeploymentFactory
 from hypervisor.requestid import bound_request_id
+from hypervisor.tests.workers import run_burst_worker
 from ops.logformat import JsonFormatter
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.django_db
@@ -71,21 +64,7 @@ def test_the_id_travels_with_the_job_into_the_workers_logs(owner, organization, 
     [job] = queue.get_jobs()
     assert job.meta["request_id"] == "trace-into-job"
 
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "REDIS_URL": settings.REDIS_URL,
-        "LOG_FORMAT": "json",
-    }
-    worker = subprocess.run(
-        [sys.executable, "manage.py", "rqworker", "--burst", "default"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    worker = run_burst_worker(LOG_FORMAT="json")
     assert worker.returncode == 0, worker.stderr
     lines = [json.loads(x) for x in worker.stderr.splitlines() if x.startswith("{")]
     passes = [x for x in lines if x.get("message") == "scheduling pass"]

@@ -7,13 +7,11 @@ reached (a real refused connection, not a mock)."""
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import django_rq
 import pytest
@@ -25,13 +23,12 @@ from rq.registry import FinishedJobRegistry, ScheduledJobRegistry
 from clusters.tests.factories import ClusterFactory
 from deployments.models import Deployment, DeploymentEvent, Status
 from deployments.tests.factories import DeploymentFactory, RunningDeploymentFactory
+from hypervisor.tests.workers import ROOT, run_burst_worker, worker_env
 from scheduler.jobs import claim_turn, schedule_cluster_job
 from scheduler.merging import PENDING_KEY, redis_connection
 from scheduler.triggers import dispatch_schedule, request_schedule
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.rq]
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 WORKER = [
@@ -44,25 +41,8 @@ WORKER = [
 ]
 
 
-def _worker_env(**extra: str) -> dict[str, str]:
-    db = connection.settings_dict
-    return {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "REDIS_URL": settings.REDIS_URL,
-        **extra,
-    }
-
-
 def _run_burst_worker() -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [*WORKER, "--burst"],
-        cwd=ROOT,
-        env=_worker_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_burst_worker("--worker-class", "scheduler.worker.SchedulerWorker")
 
 
 @pytest.fixture
@@ -175,7 +155,7 @@ def test_eight_busy_clusters_two_workers_no_worker_waits_out_a_window(
     assert {create(c, "x", 0)["status"] for c in clusters} == {"running"}
     first = [create(c, "a", 5)["id"] for c in clusters]  # must preempt x: a pass each
     assert empty_queue.count == 8
-    env = _worker_env(SCHEDULER_MERGE_WINDOW_MS=str(window_ms))
+    env = worker_env(SCHEDULER_MERGE_WINDOW_MS=str(window_ms))
     workers = [subprocess.Popen([*WORKER, "--with-scheduler"], cwd=ROOT, env=env) for _ in range(2)]
     try:
         _wait_for(lambda: _all_running(first))
@@ -268,7 +248,7 @@ def test_a_change_made_during_a_pass_gets_a_pass_of_its_own(empty_queue):
     worker = subprocess.Popen(
         [*WORKER, "--burst"],
         cwd=ROOT,
-        env=_worker_env(SCHEDULER_MERGE_WINDOW_MS="0"),  # the window is not under test
+        env=worker_env(SCHEDULER_MERGE_WINDOW_MS="0"),  # the window is not under test
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
