@@ -13,7 +13,10 @@ The model, level by level from the highest priority down (a level is one priorit
   of the same or lower priority", "lowest priority first" and "no more than needed";
 - its starving deployments come first, in order: each starts if it fits, else it holds
   what is free of its request (counting every lower-priority running deployment as
-  still there) and that room is closed to the rest of this level and all lower ones;
+  still there) and that room is closed to the rest of this level and all lower ones. A
+  running deployment the choice stops, queued longer than the limit, is one of them: it
+  goes back to the queue at its original place and holds room the same way (so stopping
+  it may start fewer below than stopping another);
 - then any subset of its other waiting deployments that fits.
 
 Objective, compared lexicographically:

@@ -3,7 +3,7 @@ docstring for the model, the objective and the bounds)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from planner.packsearch.heuristic import heuristic
 from planner.packsearch.problem import (
@@ -18,8 +18,8 @@ from planner.packsearch.problem import (
     dominant_share,
     dot,
     fits,
-    hold,
     minus,
+    place_starving,
     running_below,
     surrogate_directions,
     total,
@@ -203,7 +203,7 @@ class _Exact:
         if fits(data.running_total, room):  # all of them stay: the only maximal set
             self._take(level_index, runs, +1)
             gained = util + dot(self.weight, data.running_total)
-            self._starving(level_index, minus(room, data.running_total), gained)
+            self._starving(level_index, minus(room, data.running_total), gained, ())
             self._take(level_index, runs, -1)
         else:
             self._running(level_index, 0, room, util, [])
@@ -221,7 +221,7 @@ class _Exact:
         if i == len(runs):
             # Maximal: every dropped deployment is needed by the levels above.
             if not any(fits(x.need, room) for x in dropped):
-                self._starving(level_index, room, util)
+                self._starving(level_index, room, util, {x.id for x in dropped})
             return
         if not self._promising(
             level_index, data.bound_running[i], room, util, data.left_running[i]
@@ -242,16 +242,13 @@ class _Exact:
         self.kept[data.keep_at[i]] = 1
         dropped.pop()
 
-    def _starving(self, level_index: int, room: Vec, util: int) -> None:
+    def _starving(self, level_index: int, room: Vec, util: int, dropped: Collection[int]) -> None:
+        """``dropped``: the ids of the level's running deployments this branch stops."""
         data = self.data[level_index]
-        started = []
-        for item in data.level.starving:
-            if fits(item.need, room):
-                started.append(item)
-                room = minus(room, item.need)
-                util += dot(self.weight, item.need)
-            else:
-                room = minus(room, hold(item.need, room, data.lower_running))
+        level = data.level
+        kept = [i.id for i in level.running if i.id not in dropped]
+        started, room = place_starving(level, room, data.lower_running, kept)
+        util += sum(dot(self.weight, item.need) for item in started)
         self._take(level_index, started, +1)
         self._waiting(level_index, 0, room, util)
         self._take(level_index, started, -1)

@@ -16,8 +16,8 @@ from planner.packsearch.problem import (
     dominant_share,
     dot,
     fits,
-    hold,
     minus,
+    place_starving,
     running_below,
     surrogate_directions,
     total,
@@ -42,7 +42,7 @@ def heuristic(problem: Problem, budget: int = STEP_BUDGET) -> Solution:
     levels = problem.levels
     for level_index, level in enumerate(levels):
         kept, room = _keep_most(level.running, room)
-        started, room = _place_starving(level.starving, room, lower[level_index])
+        started, room = place_starving(level, room, lower[level_index], {i.id for i in kept})
         picked, room = _best_fill(
             level.waiting, room, weight, ahead[level_index], directions, steps
         )
@@ -72,17 +72,6 @@ def _keep_most(items: Sequence[Item], room: Vec) -> tuple[list[Item], Vec]:
     in_order = _keep_in_order(items, room)
     smallest = _keep_in_order(sorted(items, key=lambda i: dominant_share(i, room)), room)
     return smallest if len(smallest[0]) > len(in_order[0]) else in_order
-
-
-def _place_starving(items: Sequence[Item], room: Vec, lower: Vec) -> tuple[list[Item], Vec]:
-    started = []
-    for item in items:
-        if fits(item.need, room):
-            started.append(item)
-            room = minus(room, item.need)
-        else:
-            room = minus(room, hold(item.need, room, lower))
-    return started, room
 
 
 # Weightings of the room's dimensions for the surrogate greedy: each alone, each pair,

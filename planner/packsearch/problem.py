@@ -5,7 +5,7 @@ triples."""
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 Vec = tuple[int, int, int]
@@ -25,6 +25,11 @@ class Level:
     running: tuple[Item, ...]  # preemptible running, earliest started first
     starving: tuple[Item, ...]  # waiting longer than the limit, in order of consideration
     waiting: tuple[Item, ...]  # the other waiting ones, in queue order
+    # Every starving deployment of the level in order of consideration: those of
+    # ``starving``, and the running ones that have been queued longer than the limit. A
+    # running one the plan stops goes back to the queue at its original place (API.md,
+    # guarantee 5), so it holds room as the waiting ones do.
+    reserving: tuple[Item, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +87,25 @@ def hold(need: Vec, room: Vec, lower: Vec) -> Vec:
         min(need[1], max(0, room[1] - lower[1])),
         min(need[2], max(0, room[2] - lower[2])),
     )
+
+
+def place_starving(
+    level: Level, room: Vec, lower: Vec, kept: Collection[int]
+) -> tuple[list[Item], Vec]:
+    """The level's starving deployments, in order of consideration, once its running ones
+    are decided (``kept``: the ids of those that keep running): a waiting one starts if it
+    fits, else it holds room (see ``hold``); a running one that is stopped holds room the
+    same way; one that keeps running holds nothing. Returns the started ones and the room
+    left to the rest of the level and to the levels below."""
+    waiting = {item.id for item in level.starving}
+    started = []
+    for item in level.reserving:
+        if item.id in waiting and fits(item.need, room):
+            started.append(item)
+            room = minus(room, item.need)
+        elif item.id in waiting or item.id not in kept:
+            room = minus(room, hold(item.need, room, lower))
+    return started, room
 
 
 # -- the exact search -----------------------------------------------------------------

@@ -60,6 +60,11 @@ def search_problem(engine: Engine) -> tuple[Problem, frozenset[int]]:
             running=tuple(Item(j.id, j.request) for j in running),
             starving=tuple(Item(j.id, j.request) for j in waits if j.starving),
             waiting=tuple(Item(j.id, j.request) for j in waits if not j.starving),
+            reserving=tuple(
+                Item(j.id, j.request)
+                for j in sorted((*running, *waits), key=lambda j: j.key)
+                if j.starving
+            ),
         )
         for priority, (running, waits) in sorted(by_level.items(), reverse=True)
     )
