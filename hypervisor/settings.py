@@ -212,6 +212,8 @@ SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=1800)
 # A sliding session (web.sessions.SlidingSessionMiddleware): a signed-in person's every
 # request, except the live pages' background refreshes, pushes the session's end to
 # SESSION_COOKIE_AGE from now: it ends after that long idle, not that long after sign-in.
+# The session is saved for that at most once per SESSION_SLIDE_SECONDS.
+SESSION_SLIDE_SECONDS = env.int("SESSION_SLIDE_SECONDS", default=60)
 CSRF_FAILURE_VIEW = "web.errors.csrf_failure"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"

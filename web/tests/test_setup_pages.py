@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.sessions.models import Session
 from django.test import Client
 from django.urls import reverse
 
@@ -17,7 +18,7 @@ from clusters.tests.factories import ClusterFactory
 from orgs.models import Membership, Organization, Role
 from orgs.tests.factories import MembershipFactory
 from web.errors import server_error
-from web.sessions import SIGNED_OUT
+from web.sessions import SIGNED_OUT, SLID_AT
 from web.tests.factories import RunningDeploymentFactory
 
 pytestmark = pytest.mark.django_db
@@ -263,16 +264,25 @@ def test_csrf_failure_page_explains(developer):
     assert "This form has expired" in body and 'href="/"' in body
 
 
-def test_activity_extends_the_session(developer, settings):
+def test_activity_extends_the_session_at_most_once_per_slide(developer, settings):
     client = client_as(developer)
     client.get(reverse("web:home"))
+
+    def stored_end():
+        return Session.objects.get(session_key=client.session.session_key).expire_date
+
+    first = stored_end()
+    # Within SESSION_SLIDE_SECONDS of the last slide, a request writes nothing.
+    response = client.get(reverse("web:home"))
+    assert "sessionid" not in response.cookies and stored_end() == first
+    # Once that long has passed, the next request saves it: its end moves and the
+    # cookie is sent again, its Max-Age restarted.
     session = client.session
-    first = session.get_expiry_date()
-    client.get(reverse("web:home"))
-    assert client.session.get_expiry_date() >= first
-    # The cookie is sent again with each page view: its Max-Age restarts.
+    session[SLID_AT] -= settings.SESSION_SLIDE_SECONDS
+    session.save()
     response = client.get(reverse("web:home"))
     assert response.cookies["sessionid"]["max-age"] == settings.SESSION_COOKIE_AGE
+    assert stored_end() > first
 
 
 def test_a_live_refresh_does_not_extend_the_session(developer, organization):
