@@ -145,10 +145,13 @@ def test_a_chain_of_waiting_deployments_has_a_maximum_depth(settings, owner, as_
 
 def test_waiting_deployments_per_cluster_are_bounded(settings, owner, as_user, cluster):
     settings.DEPLOYMENT_MAX_WAITING_PER_CLUSTER = 3
-    DeploymentFactory.create_batch(2, cluster=cluster)
-    DeploymentFactory(cluster=cluster, status=Status.PENDING, queued_at=None)
+    first, _ = DeploymentFactory.create_batch(
+        2, cluster=cluster, status=Status.PENDING, queued_at=None
+    )
     RunningDeploymentFactory(cluster=cluster)  # running: not waiting
     api = as_user(owner)
+    third = api.post(DEPLOYMENTS, _body(cluster, first.pk), format="json")  # below the limit
+    assert third.status_code == 201 and third.json()["status"] == Status.PENDING
 
     refused = api.post(DEPLOYMENTS, _body(cluster), format="json")
 
