@@ -1,4 +1,4 @@
-"""Smoke tests of the two benchmark commands, and the quality benchmark's oracle checked
+"""Smoke tests of the benchmark commands, and the quality benchmark's oracle checked
 against brute force (the oracle is what the `pack` bar is measured with)."""
 
 from __future__ import annotations
@@ -98,6 +98,36 @@ def test_bench_scheduler_prints_pass_figures_and_cleans_up():
     per_second = re.findall(r"(\d+) decisions in 3 passes: (\d+) decisions/s", text)
     assert len(per_second) == 2 and all(int(n) > 0 for n, _ in per_second), text
     assert not Cluster.objects.exists() and not Deployment.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_bench_growth_times_events_and_passes_and_cleans_up(settings):
+    settings.USE_RQ = False  # the embedded shape it measures: decisions in the request
+    out = StringIO()
+    call_command("bench_growth", "--sizes", "20,60", "--events", "3", "--passes", "2", stdout=out)
+    text = out.getvalue()
+    for waiting in (20, 60):
+        line = re.search(rf"^W={waiting}: .*$", text, re.MULTILINE)
+        assert line, text
+        figures = re.findall(
+            r"(event|full pass|planner) p50 ([\d.]+) ms \(cpu ([\d.]+)\) p99 ([\d.]+)", line[0]
+        )
+        assert [name for name, *_ in figures] == ["event", "full pass", "planner"], line[0]
+        for _, p50, _, p99 in figures:
+            assert 0 < float(p50) <= float(p99)
+    table = re.findall(
+        r"^\| (event|full pass|planner) p50 \(cpu\) \|.*\| (-?[\d.]+) \| (-?[\d.]+) \|$",
+        text,
+        re.MULTILINE,
+    )
+    assert [name for name, *_ in table] == ["event", "full pass", "planner"], text
+    assert not Cluster.objects.exists() and not Deployment.objects.exists()
+
+
+def test_bench_growth_refuses_the_rq_shape(settings):
+    settings.USE_RQ = True
+    with pytest.raises(CommandError, match="embedded"):
+        call_command("bench_growth", "--sizes", "10", stdout=StringIO())
 
 
 def test_bench_scheduler_refuses_sqlite(monkeypatch):
