@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+
+from django.db.models.expressions import RawSQL
 
 from deployments.models import HOLDS_ROOM, Deployment, Status
 from hypervisor.resources import NAMES, Resources
@@ -69,9 +71,30 @@ def lock_schedulable(cluster_id: int) -> list[DeploymentRow]:
         Deployment.objects.select_for_update(no_key=True)
         .filter(cluster_id=cluster_id, status__in=[Status.QUEUED, *HOLDS_ROOM])
         .order_by("pk")
-        .values_list(*ROW_FIELDS)
+        .annotate(**_EPOCHS)
+        .values_list(*_FIELDS_BY_EPOCH)
     )
-    return [DeploymentRow.from_values(row) for row in rows]
+    return [
+        DeploymentRow.from_values((*row[:-2], _datetime(row[-2]), _datetime(row[-1])))
+        for row in rows
+    ]
+
+
+# A pass reads every queued row: the timestamps come as seconds since the epoch, which
+# psycopg loads in C, not as text that Django's timestamptz loader parses in Python
+# (4 of a steady pass's 16 ms of CPU at 1,000 waiting). A float64 holds today's epoch
+# to a quarter of a microsecond, so the round trip is exact at PostgreSQL's microseconds.
+_TIMESTAMPS = ("queued_at", "started_at")
+assert ROW_FIELDS[-2:] == _TIMESTAMPS
+_EPOCHS = {
+    f"{name}_epoch": RawSQL(f'EXTRACT(EPOCH FROM "deployments_deployment"."{name}")::float8', ())
+    for name in _TIMESTAMPS
+}
+_FIELDS_BY_EPOCH = (*ROW_FIELDS[:-2], *_EPOCHS)
+
+
+def _datetime(epoch: float | None) -> datetime | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, tz=UTC)
 
 
 def lock_deployments(deployment_ids: Iterable[int]) -> list[Deployment]:
