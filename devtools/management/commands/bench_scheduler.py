@@ -9,8 +9,9 @@ cluster, but its passes compete with anything else running there):
     SECRET_KEY=bench DEBUG=false .venv/bin/python manage.py migrate
     SECRET_KEY=bench DEBUG=false .venv/bin/python manage.py bench_scheduler
 
-Targets (issue 3): a pass over 1,000 waiting under 50 ms at p99; at least 500 decisions
-(starts + preemptions) per second. See docs/benchmarks.md for recorded figures.
+Targets (issue 14; issue 3 asked 500 decisions/s): a pass over 1,000 waiting under 50 ms
+at p99; at least 4,000 decisions (starts + preemptions) per second of pass time, batched
+(a churn pass decides every change since the last one). See docs/benchmarks.md for recorded figures.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from devtools.bench.benchmarks import PassFigures, Timings, bench_passes, bench_
 from planner import Policy
 
 PASS_P99_TARGET_MS = 50.0  # at 1,000 waiting
-DECISIONS_TARGET = 500.0  # per second
+DECISIONS_TARGET = 4000.0  # per second of pass time (issue 14)
 
 
 def _sizes(text: str) -> list[int]:
@@ -153,7 +154,9 @@ class Command(BaseCommand):
             self.stdout.write(f"  churn {churn:<2} {_line(timings)}")
             self.stdout.write(
                 f"           {timings.decisions} decisions in {len(timings.seconds)} passes: "
-                f"{timings.decisions_per_second:.0f} decisions/s of pass time"
+                f"{timings.decisions_per_second:.0f} decisions/s of pass time "
+                f"({timings.decisions / sum(timings.cpu_seconds):.0f} per CPU second of this "
+                "process)"
             )
         if size == 1000:
             cases = [("steady", figures.steady)]
