@@ -60,6 +60,8 @@ def test_a_domain_runs_with_the_requested_vcpus_memory_disk_and_labels(backend, 
     tree = ET.fromstring(domain.XMLDesc())
     assert tree.findtext("vcpu") == "2"  # 1.5 cores rounds up to whole vCPUs
     assert int(tree.findtext("memory")) == 256 * 1024  # KiB
+    # ACPI: without it a guest hears no shutdown request and cannot power itself off.
+    assert tree.find("features/acpi") is not None
     disk = tree.find("devices/disk/source").get("file")
     assert disk.endswith(f"{spec.name}.qcow2")
     overlay = backend._conn().storageVolLookupByPath(disk)
