@@ -10,7 +10,7 @@ TEST_DATABASE_NAME ?= test_hypervisor
 TEST_REDIS_URL ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test screenshots worker lint format services browser engines slurm build-deps demo clean mutation
+.PHONY: run test vm-test screenshots worker lint format services browser engines slurm build-deps demo clean mutation
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -90,6 +90,13 @@ PRIVATE_REDIS = $(if $(TEST_REDIS_URL),,devtools/scripts/private-redis)
 ## test: the whole suite against real PostgreSQL and Redis (leaves the work tree untouched)
 test: $(VENV)/.dev services browser engines slurm
 	$(TEST_ENV) $(PRIVATE_REDIS) $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## vm-test: the real-VM test (marker `vm`, left out of `make test`): tiny guests under QEMU
+## through a private libvirtd; installs what it needs (devtools/scripts/ensure-libvirt-vm)
+vm-test: $(VENV)/.dev services
+	devtools/scripts/ensure-libvirt-vm
+	$(TEST_ENV) $(PRIVATE_REDIS) nice -n 10 $(BIN)/python -m pytest -m vm -v \
+	  scheduler/tests/test_libvirt_vm.py $(PYTEST_ARGS)
 
 ## screenshots: rewrite docs/img (the README's pictures) from the browser tests, 1280 and 390 px
 screenshots: $(VENV)/.dev services browser

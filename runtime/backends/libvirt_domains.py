@@ -2,8 +2,9 @@
 
 The endpoint is a libvirt connection URI (`qemu:///system`, `qemu+ssh://host/system`,
 `test:///default` for the unit tests). A domain gets vCPUs (the request's CPU rounded up
-to whole cores, at least one) and memory (`ram_mb`), and carries the workload's labels in
-its metadata (`<hv:labels>` in namespace `LABELS_NS`).
+to whole cores, at least one), memory (`ram_mb`) and ACPI (without it QEMU's guest never
+hears the stop's shutdown request, nor can it power itself off), and carries the
+workload's labels in its metadata (`<hv:labels>` in namespace `LABELS_NS`).
 
 How `image` becomes a disk: the runtime's storage pool (option `pool`, default
 `default`) holds one *template volume* per image, named by the image reference with
@@ -180,7 +181,7 @@ class LibvirtBackend:
         return (
             f"<domain type={quoteattr(self.domain_type)}><name>{escape(spec.name)}</name>"
             f"<memory unit='MiB'>{max(spec.ram_mb, 1)}</memory><vcpu>{vcpus}</vcpu>"
-            "<os><type>hvm</type></os>"
+            "<os><type>hvm</type></os><features><acpi/></features>"
             f"<metadata><hv:labels xmlns:hv={quoteattr(LABELS_NS)}>{labels}</hv:labels>"
             f"</metadata><devices>{disk}{console}</devices></domain>"
         )

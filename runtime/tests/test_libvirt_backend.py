@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 import xml.etree.ElementTree as ET
+from xml.sax.saxutils import escape, quoteattr
 
+import libvirt
 import pytest
 
 from runtime.backends.base import Phase, RuntimeUnavailable, WorkloadRejected, WorkloadSpec
-from runtime.backends.libvirt_domains import LibvirtBackend, volume_name
+from runtime.backends.libvirt_domains import LABELS_NS, LibvirtBackend, volume_name
 from runtime.labels import INSTALLATION_LABEL
 
 IMAGE = "registry.example.com:5000/team/vm:1.4"
@@ -57,6 +60,8 @@ def test_a_domain_runs_with_the_requested_vcpus_memory_disk_and_labels(backend, 
     tree = ET.fromstring(domain.XMLDesc())
     assert tree.findtext("vcpu") == "2"  # 1.5 cores rounds up to whole vCPUs
     assert int(tree.findtext("memory")) == 256 * 1024  # KiB
+    # ACPI: without it a guest hears no shutdown request and cannot power itself off.
+    assert tree.find("features/acpi") is not None
     disk = tree.find("devices/disk/source").get("file")
     assert disk.endswith(f"{spec.name}.qcow2")
     overlay = backend._conn().storageVolLookupByPath(disk)
@@ -88,6 +93,49 @@ def test_a_shutdown_is_exit_0_and_a_kill_is_137(backend, installation):
     backend.start(killed)
     backend._conn().lookupByName(killed.name).destroy()
     assert backend.state(killed.name).exit_code == 137
+
+
+def test_stop_is_graceful_when_the_guest_powers_off(backend, installation):
+    spec = spec_for(installation)
+    backend.start(spec)
+    began = time.monotonic()
+    stopped = backend.stop(spec.name, grace_seconds=60)
+    # The test driver's guest obeys the ACPI shutdown at once: no wait for the grace.
+    assert time.monotonic() - began < 30
+    assert (stopped.phase, stopped.exit_code) == (Phase.EXITED, 0)
+    status, reason = backend._conn().lookupByName(spec.name).state()
+    assert (status, reason) == (libvirt.VIR_DOMAIN_SHUTOFF, libvirt.VIR_DOMAIN_SHUTOFF_SHUTDOWN)
+
+
+def define_stubborn(backend: LibvirtBackend, spec: WorkloadSpec) -> None:
+    """Define the workload's domain before the backend does, as one whose guest ignores
+    the ACPI shutdown: `on_poweroff=restart` turns the test driver's power-off into a
+    reboot, so the domain stays running until it is destroyed."""
+    labels = "".join(
+        f"<hv:label name={quoteattr(key)}>{escape(value)}</hv:label>"
+        for key, value in spec.labels.items()
+    )
+    backend._conn().defineXML(
+        f"<domain type='test'><name>{spec.name}</name><memory unit='MiB'>64</memory>"
+        "<vcpu>1</vcpu><os><type>hvm</type></os><on_poweroff>restart</on_poweroff>"
+        f"<metadata><hv:labels xmlns:hv={quoteattr(LABELS_NS)}>{labels}</hv:labels>"
+        "</metadata><devices/></domain>"
+    )
+
+
+def test_stop_destroys_a_guest_that_ignores_the_shutdown_after_the_grace(backend, installation):
+    spec = spec_for(installation)
+    define_stubborn(backend, spec)
+    assert backend.start(spec).phase == Phase.RUNNING  # the start boots the defined domain
+    domain = backend._conn().lookupByName(spec.name)
+    domain.shutdown()
+    assert domain.isActive()  # it does ignore a shutdown
+    began = time.monotonic()
+    stopped = backend.stop(spec.name, grace_seconds=1)
+    assert time.monotonic() - began >= 1  # the grace period, then the kill
+    assert (stopped.phase, stopped.exit_code) == (Phase.EXITED, 137)
+    assert domain.state() == [libvirt.VIR_DOMAIN_SHUTOFF, libvirt.VIR_DOMAIN_SHUTOFF_DESTROYED]
+    assert backend.state(spec.name).exit_code == 137
 
 
 def test_remove_deletes_the_domain_and_its_overlay(backend, installation):
