@@ -30,6 +30,7 @@ import re
 import time
 import xml.etree.ElementTree as ET
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
@@ -72,6 +73,17 @@ libvirt.registerErrorHandler(lambda _context, _error: None, None)
 def volume_name(image: str) -> str:
     """The template volume that stands for an image reference (module docstring)."""
     return re.sub(r"[^A-Za-z0-9._-]", "_", image)
+
+
+def unless_stopped(domain: libvirt.virDomain, call: Callable[[], object]) -> None:
+    """`call` (a shutdown or destroy), except that a domain which stopped on its own
+    between the caller's `isActive()` and the call is not an error: libvirt says "not
+    running" then (OPERATION_INVALID on QEMU, INTERNAL_ERROR on the test driver)."""
+    try:
+        call()
+    except libvirt.libvirtError:
+        if domain.isActive():
+            raise
 
 
 def _translate(error: libvirt.libvirtError) -> Exception:
@@ -192,12 +204,12 @@ class LibvirtBackend:
             if domain is None:
                 return MISSING
             if domain.isActive():
-                domain.shutdown()  # ACPI: the guest's chance to end cleanly
+                unless_stopped(domain, domain.shutdown)  # ACPI: the guest's chance to end
                 deadline = time.monotonic() + grace_seconds
                 while domain.isActive() and time.monotonic() < deadline:
                     time.sleep(_POLL_SECONDS)
                 if domain.isActive():
-                    domain.destroy()
+                    unless_stopped(domain, domain.destroy)
             return _state_of(domain)
         except libvirt.libvirtError as error:
             raise _translate(error) from error
@@ -224,7 +236,7 @@ class LibvirtBackend:
             domain = self._domain(name)
             if domain is not None:
                 if domain.isActive():
-                    domain.destroy()
+                    unless_stopped(domain, domain.destroy)
                 domain.undefine()
             if self.disk != "none":
                 self._remove_overlay(name)

@@ -11,7 +11,12 @@ import libvirt
 import pytest
 
 from runtime.backends.base import Phase, RuntimeUnavailable, WorkloadRejected, WorkloadSpec
-from runtime.backends.libvirt_domains import LABELS_NS, LibvirtBackend, volume_name
+from runtime.backends.libvirt_domains import (
+    LABELS_NS,
+    LibvirtBackend,
+    unless_stopped,
+    volume_name,
+)
 from runtime.labels import INSTALLATION_LABEL
 
 IMAGE = "registry.example.com:5000/team/vm:1.4"
@@ -136,6 +141,26 @@ def test_stop_destroys_a_guest_that_ignores_the_shutdown_after_the_grace(backend
     assert (stopped.phase, stopped.exit_code) == (Phase.EXITED, 137)
     assert domain.state() == [libvirt.VIR_DOMAIN_SHUTOFF, libvirt.VIR_DOMAIN_SHUTOFF_DESTROYED]
     assert backend.state(spec.name).exit_code == 137
+
+
+def test_a_guest_that_stopped_just_before_the_stop_call_is_not_an_error(backend, installation):
+    """The race between `isActive()` and `shutdown()`/`destroy()`: the guest powered off
+    in between, so libvirt answers "not running". That ends the stop; it is no fault."""
+    spec = spec_for(installation)
+    backend.start(spec)
+    domain = backend._conn().lookupByName(spec.name)
+    domain.destroy()  # it stopped on its own, after the caller saw it active
+    with pytest.raises(libvirt.libvirtError):
+        domain.shutdown()  # what libvirt itself says to the late call
+    unless_stopped(domain, domain.shutdown)
+    unless_stopped(domain, domain.destroy)
+    # An error while the domain still runs is still an error.
+    stubborn = spec_for(installation)
+    define_stubborn(backend, stubborn)
+    backend.start(stubborn)
+    running = backend._conn().lookupByName(stubborn.name)
+    with pytest.raises(libvirt.libvirtError):
+        unless_stopped(running, running.create)  # "already running"
 
 
 def test_remove_deletes_the_domain_and_its_overlay(backend, installation):
