@@ -38,8 +38,8 @@ from django.utils import timezone
 import planner
 from clusters.models import Cluster
 from deployments.locking import lock_schedulable
-from deployments.models import Deployment, DeploymentEvent, Status
-from devtools.bench.benchmarks import Timings
+from deployments.models import Deployment, Status
+from devtools.bench.benchmarks import Timings, delete_cluster
 from hypervisor.resources import Resources
 from orgs.models import Membership, Organization, Role
 from planner import Policy
@@ -107,7 +107,8 @@ class Command(BaseCommand):
             )
             return figures
         finally:
-            _delete(cluster, user)
+            delete_cluster(cluster)
+            user.delete()
 
     def _table(self, widths: list[int], rows: list[dict]) -> None:
         self.stdout.write("")
@@ -208,16 +209,6 @@ def _time_planner(cluster: Cluster, passes: int) -> Timings:
         planner.plan(snapshot)
         timings.add(time.perf_counter() - wall, time.process_time() - cpu)
     return timings
-
-
-def _delete(cluster: Cluster, user) -> None:
-    with transaction.atomic():
-        DeploymentEvent.objects.filter(deployment__cluster=cluster).delete()
-        Deployment.objects.filter(cluster=cluster).delete()
-        organization = cluster.organization
-        cluster.delete()
-        organization.delete()
-    user.delete()
 
 
 def _slope(widths: list[int], costs: list[float]) -> float:
