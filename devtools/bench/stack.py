@@ -49,6 +49,15 @@ class StackConfig:
     embedded: bool = False
 
 
+def waiting_limits(waiting: int) -> dict[str, str]:
+    """`extra_env` that lets `waiting` deployments wait on one cluster and more in the
+    organization (the defaults, 1,000 and 5,000, refuse creates beyond them)."""
+    return {
+        "DEPLOYMENT_MAX_WAITING_PER_CLUSTER": str(waiting + 1000),
+        "DEPLOYMENT_MAX_WAITING_PER_ORGANIZATION": str(waiting + 5000),
+    }
+
+
 class Stack:
     """Start with `with Stack(config) as stack:`; `stack.url` is the web's base URL."""
 
@@ -304,10 +313,10 @@ class Stack:
         ).stdout.split()
         web = children_of(self.web.pid) if self.web else []
         return {
-            "web": {pid: _cpu(pid) for pid in web},
-            "workers": {p.pid: _cpu(p.pid) for p in self.workers if p is not None},
-            "database": {int(pid): _cpu(int(pid)) for pid in backends if pid.isdigit()},
-            "clients": {os.getpid(): _cpu(os.getpid(), children=False)},
+            "web": {pid: process_cpu(pid) for pid in web},
+            "workers": {p.pid: process_cpu(p.pid) for p in self.workers if p is not None},
+            "database": {int(pid): process_cpu(int(pid)) for pid in backends if pid.isdigit()},
+            "clients": {os.getpid(): process_cpu(os.getpid(), children=False)},
         }
 
     def count_5xx_in_logs(self) -> int:
@@ -320,7 +329,7 @@ class Stack:
         return count
 
 
-def _cpu(pid: int, *, children: bool = True) -> float:
+def process_cpu(pid: int, *, children: bool = True) -> float:
     """utime + stime (and those of reaped children) of a process, in seconds; 0 if gone."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()

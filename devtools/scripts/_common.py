@@ -14,7 +14,9 @@ sys.path.insert(0, str(ROOT))
 def stack_arguments(parser: argparse.ArgumentParser, *, database: str) -> None:
     parser.add_argument("--database", default=database, help="PostgreSQL database (recreated)")
     parser.add_argument("--pg-url", default="postgres://postgres@127.0.0.1:5432")
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/5")
+    parser.add_argument(
+        "--redis-url", default="redis://127.0.0.1:6379/5", help="'': a private redis-server"
+    )
     parser.add_argument("--web-workers", type=int, default=2)
     parser.add_argument("--rq-workers", type=int, default=2)
     parser.add_argument(
@@ -25,16 +27,17 @@ def stack_arguments(parser: argparse.ArgumentParser, *, database: str) -> None:
     parser.add_argument("--keep", action="store_true", help="leave the logs directory behind")
 
 
-def stack_config(args: argparse.Namespace):
+def stack_config(args: argparse.Namespace, **overrides):
     from devtools.bench.stack import StackConfig
 
     return StackConfig(
         database=args.database,
         pg_url=args.pg_url,
-        redis_url=args.redis_url,
+        redis_url=args.redis_url or None,  # "": a private redis-server
         web_workers=args.web_workers,
         rq_workers=args.rq_workers,
         worker_class=args.worker_class,
+        **overrides,
     )
 
 

@@ -16,7 +16,6 @@ and a clean audit.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import shutil
 import sys
 
@@ -36,7 +35,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from devtools.bench.events import EventShape, event_run
-    from devtools.bench.stack import Stack
+    from devtools.bench.stack import Stack, waiting_limits
 
     shape = EventShape(
         waiting=tuple(int(w) for w in args.waiting.split(",")),
@@ -48,7 +47,9 @@ def main() -> int:
     shapes = ["embedded", "production"] if args.shape == "both" else [args.shape]
     failures = []
     for name in shapes:
-        config = dataclasses.replace(_common.stack_config(args), embedded=name == "embedded")
+        config = _common.stack_config(
+            args, embedded=name == "embedded", extra_env=waiting_limits(max(shape.waiting))
+        )
         print(f"--- {name} shape")
         with Stack(config) as stack:
             results = event_run(stack, shape)
