@@ -216,7 +216,7 @@ def churn_run(stack: Stack, shape: ChurnShape, say: Say = print) -> ChurnResult:
 class LatencyShape:
     samples: int = 100  # per phase
     pause: float = 0.05  # seconds between one sample's completion and the next create
-    streamers: int = 4  # clients changing cluster B
+    streamers: int = 8  # clients changing cluster B
     rate: float = 20.0  # changes/s onto cluster B, all streamers together
 
 

@@ -85,6 +85,7 @@ class MemoryResult:
     fill_seconds: float = 0.0
     reads: dict[str, tuple[float, int]] = field(default_factory=dict)  # p50 s, bytes
     pass_seconds: float = 0.0
+    passes: int = 0  # during the change and the capacity change
     web_cpu_seconds: dict[int, float] = field(default_factory=dict)  # during the reads
     loads: dict[str, str] = field(default_factory=dict)
 
@@ -96,7 +97,7 @@ class MemoryResult:
             "|---|---|---|---|---|---|---|",
         ]
         for p in self.processes:
-            cells = [_mb(p.rss_kb.get(m, 0)) for m in moments]
+            cells = [_mb(p.rss_kb[m]) if m in p.rss_kb else "" for m in moments]
             sampled = _mb(p.sampled_max_kb) if p.sampled_max_kb else ""
             lines.append(
                 f"| {p.role} | {p.pid} | {' | '.join(cells)} | {sampled} | {_mb(p.hwm_kb)} |"
@@ -162,8 +163,9 @@ def memory_run(stack: Stack, shape: MemoryShape, say: Say = print) -> MemoryResu
     result.web_cpu_seconds = {pid: process_cpu(pid) - cpu[pid] for pid in web}
     say(f"  CPU seconds of each gunicorn worker during the reads: {result.web_cpu_seconds}")
 
-    sampler = _Sampler([p for p in processes if p.role == "rq worker"])
+    sampler = _Sampler([p.pid for p in processes if p.role == "rq worker"])
     sampler.start()
+    passes = _passes(stack)
     began = time.perf_counter()
     event = _create(owner, cluster, "event", EVENT, TOP)
     _running(owner, event)
@@ -175,6 +177,12 @@ def memory_run(stack: Stack, shape: MemoryShape, say: Say = print) -> MemoryResu
     stack.wait_drained(timeout=1800)
     result.pass_seconds = time.perf_counter() - began
     sampler.stop()
+    count, seconds = (now - then for now, then in zip(_passes(stack), passes, strict=True))
+    result.passes = int(count)
+    say(f"{count:.0f} passes ran meanwhile, {seconds:.2f} s in all (the pass histogram)")
+    _adopt_children(result, sampler.parent)
+    for process in processes:
+        process.sampled_max_kb = sampler.highest.get(process.pid, 0)
     result.loads["pass"] = load_average()
     say(
         f"the change and the full pass drained in {result.pass_seconds:.1f} s; load {load_average()}"
@@ -186,7 +194,29 @@ def memory_run(stack: Stack, shape: MemoryShape, say: Say = print) -> MemoryResu
     return result
 
 
+def _passes(stack: Stack) -> tuple[float, float]:
+    """How many passes ran so far and their seconds, from the web's /metrics."""
+    figures = {"_count": 0.0, "_sum": 0.0}
+    for line in stack.metrics().splitlines():
+        name, _, value = line.partition(" ")
+        for suffix in figures:
+            if name == f"hypervisor_scheduling_pass_seconds{suffix}":
+                figures[suffix] = float(value)
+    return figures["_count"], figures["_sum"]
+
+
+def _adopt_children(result: MemoryResult, parents: dict[int, int]) -> None:
+    """Add the RQ workers' children not yet in the table (rq's scheduler process, forked
+    by a worker started `--with-scheduler`; a work horse, with rq's default class)."""
+    known = {p.pid for p in result.processes}
+    for child, parent in sorted(parents.items()):
+        if child not in known:
+            result.processes.append(Process(f"child of rq worker {parent}", child))
+
+
 def _read(result: MemoryResult, moment: str) -> None:
+    workers = [p.pid for p in result.processes if p.role == "rq worker"]
+    _adopt_children(result, {child: pid for pid in workers for child in children_of(pid)})
     for process in result.processes:
         figures = status_kb(process.pid)
         process.rss_kb[moment] = figures.get("VmRSS", 0)
@@ -194,20 +224,24 @@ def _read(result: MemoryResult, moment: str) -> None:
 
 
 class _Sampler(threading.Thread):
-    """Samples the resident size of processes and their children every 20 ms; the
-    highest sum of a process and its children is kept on the process."""
+    """Samples the resident size of processes and of their children every 20 ms: the
+    highest of each pid, kept by pid (a child: rq's scheduler, a forked work horse)."""
 
-    def __init__(self, processes: list[Process]) -> None:
+    def __init__(self, pids: list[int]) -> None:
         super().__init__(daemon=True)
-        self.processes = processes
+        self.pids = pids
+        self.highest: dict[int, int] = {}  # kB by pid
+        self.parent: dict[int, int] = {}  # of a child
         self.done = threading.Event()
 
     def run(self) -> None:
         while not self.done.is_set():
-            for process in self.processes:
-                pids = [process.pid, *children_of(process.pid)]
-                total = sum(status_kb(pid).get("VmRSS", 0) for pid in pids)
-                process.sampled_max_kb = max(process.sampled_max_kb, total)
+            for pid in self.pids:
+                children = children_of(pid)
+                self.parent.update(dict.fromkeys(children, pid))
+                for each in [pid, *children]:
+                    rss = status_kb(each).get("VmRSS", 0)
+                    self.highest[each] = max(self.highest.get(each, 0), rss)
             self.done.wait(0.02)
 
     def stop(self) -> None:

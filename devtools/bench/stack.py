@@ -238,7 +238,8 @@ class Stack:
         return redis.Redis.from_url(self.redis_url, socket_timeout=5)
 
     def queue_busy(self) -> bool:
-        """Jobs waiting, or one of our live workers busy with a job.
+        """Jobs waiting (deferred passes too, scheduled for the end of their cluster's
+        merge window), or one of our live workers busy with a job.
 
         Registrations of killed workers linger in Redis until their TTL: only workers
         whose pid is one of our live processes count.
@@ -246,7 +247,8 @@ class Stack:
         from rq import Queue, Worker
 
         connection = self.redis()
-        if Queue("default", connection=connection).count:
+        queue = Queue("default", connection=connection)
+        if queue.count or queue.scheduled_job_registry.count:
             return True
         live = {p.pid for p in self.workers if p is not None and p.poll() is None}
         return any(

@@ -2,7 +2,7 @@
 """Create -> running, idle and with another cluster busy (docs/benchmarks.md, issue 14).
 
     .venv/bin/python devtools/scripts/latencyrun.py
-    .venv/bin/python devtools/scripts/latencyrun.py --samples 100 --streamers 4 --rate 20
+    .venv/bin/python devtools/scripts/latencyrun.py --samples 100 --streamers 8 --rate 20
 
 The production shape (2 gunicorn workers, 2 RQ workers with rq's scheduler, rqcron, a
 private Redis, a fresh PostgreSQL database). One user creates a 1-CPU deployment on an
@@ -29,7 +29,7 @@ def main() -> int:
     _common.stack_arguments(parser, database="hv_latency")
     parser.set_defaults(redis_url="")  # a private redis-server
     parser.add_argument("--samples", type=int, default=100, help="per phase")
-    parser.add_argument("--streamers", type=int, default=4)
+    parser.add_argument("--streamers", type=int, default=8)
     parser.add_argument("--rate", type=float, default=20.0, help="changes/s onto cluster B")
     args = parser.parse_args()
 
