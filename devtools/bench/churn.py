@@ -187,7 +187,8 @@ def churn_run(stack: Stack, shape: ChurnShape, say: Say = print) -> ChurnResult:
         result.rounds.append(churn)
         say(
             f"round {number}: changes {churn.changes_per_second:.1f}/s ({done} in "
-            f"{change_seconds:.2f} s, {polls} polls), GETs {churn.gets_per_second:.1f}/s "
+            f"{change_seconds:.2f} s, {polls} polls: {(done + polls) / change_seconds:.1f} "
+            f"requests/s), GETs {churn.gets_per_second:.1f}/s "
             f"({gets} in {get_seconds:.2f} s), ratio {churn.ratio:.2f}; "
             f"load average {churn.load_average}"
         )
