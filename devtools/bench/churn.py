@@ -5,8 +5,8 @@ A **change** is one write that the scheduler must answer: a create (201) or the
 completion (200) of one of the client's own running deployments. Each client keeps at
 about `OUTSTANDING` deployments of 1 CPU on its cluster, so 8 clients on an 8-CPU cluster
 keep some waiting: a completion frees room a waiting one takes. A client that should
-complete but knows none of its own running reads them (`GET /deployments/{id}`, counted
-as polls: part of the cost of the churn, not a change).
+complete but knows none of its own running reads its oldest (`GET /deployments/{id}`,
+counted as polls: part of the cost of the churn, not a change).
 
 - `churn_run`: rounds alternate `clients` concurrent clients each doing `gets` trivial
   authenticated GETs (`/api/v1/auth/me`), and the same clients each doing `changes`
@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from devtools.bench import load
+from devtools.bench.runs import cpu_per_request
 from devtools.bench.stack import Stack
 
 OUTSTANDING = 2  # past this many of its own, a churn client completes one if it can
@@ -59,8 +60,8 @@ class Changer:
     def change(self) -> None:
         """Make one change: complete one of its own running deployments, or create one.
 
-        At `OUTSTANDING` the client completes, if one of its own runs (read again when
-        none is known to); else it creates all the same, so that no client ever waits
+        At `OUTSTANDING` the client completes, if one of its own runs (its oldest read
+        again when none is known to); else it creates all the same, so that no client ever waits
         for another's completion (the queue may grow: the run reports how many wait)."""
         full = len(self.outstanding) >= OUTSTANDING
         if full and not self.running:
@@ -89,11 +90,13 @@ class Changer:
         self.creates += 1
 
     def _refresh(self) -> None:
-        for deployment in self.outstanding:
-            answer = self.client.call("poll", "GET", f"/api/v1/deployments/{deployment}")
-            self.polls += 1
-            if answer is not None and answer.status_code == 200 and _runs(answer):
-                self.running.add(deployment)
+        """Read the oldest of its own not known to run: within a priority the queue is
+        in creation order, so it is the first of the client's to start."""
+        deployment = next(d for d in self.outstanding if d not in self.running)
+        answer = self.client.call("poll", "GET", f"/api/v1/deployments/{deployment}")
+        self.polls += 1
+        if answer is not None and answer.status_code == 200 and _runs(answer):
+            self.running.add(deployment)
 
     def _complete(self, deployment: int) -> None:
         answer = self.client.call("complete", "POST", f"/api/v1/deployments/{deployment}/complete")
@@ -169,10 +172,12 @@ def churn_run(stack: Stack, shape: ChurnShape, say: Say = print) -> ChurnResult:
     load.run_concurrently(org.clients, lambda client, _: load.gets(client, 5))  # warm up
     result = ChurnResult()
     for number in range(1, shape.rounds + 1):
-        before = load_average()
+        before, cpu = load_average(), stack.cpu_seconds()
         get_seconds = load.run_concurrently(
             org.clients, lambda client, _: load.gets(client, shape.gets)
         )
+        gets = shape.clients * shape.gets
+        get_cpu, cpu = cpu_per_request(cpu, stack.cpu_seconds(), gets), stack.cpu_seconds()
         done, polls = sum(c.changes for c in changers), sum(c.polls for c in changers)
         change_seconds = load.run_concurrently(
             org.clients,
@@ -180,7 +185,7 @@ def churn_run(stack: Stack, shape: ChurnShape, say: Say = print) -> ChurnResult:
         )
         done = sum(c.changes for c in changers) - done
         polls = sum(c.polls for c in changers) - polls
-        gets = shape.clients * shape.gets
+        change_cpu = cpu_per_request(cpu, stack.cpu_seconds(), done)
         churn = ChurnRound(
             done, change_seconds, gets, get_seconds, polls, f"{before} -> {load_average()}"
         )
@@ -191,6 +196,9 @@ def churn_run(stack: Stack, shape: ChurnShape, say: Say = print) -> ChurnResult:
             f"requests/s), GETs {churn.gets_per_second:.1f}/s "
             f"({gets} in {get_seconds:.2f} s), ratio {churn.ratio:.2f}; "
             f"load average {churn.load_average}"
+        )
+        say(
+            f"  CPU ms per GET: {get_cpu}\n  CPU ms per change (its polls and passes in): {change_cpu}"
         )
     stack.wait_drained()
     result.creates = sum(c.creates for c in changers)

@@ -132,7 +132,7 @@ def _get_phase(
     recorder = _use(org, load.Recorder())
     cpu = stack.cpu_seconds()
     wall = load.run_concurrently(org.clients, lambda c, i: load.gets(c, shape.get_ops))
-    get_cpu = _cpu_per_request(cpu, stack.cpu_seconds(), len(recorder.samples))
+    get_cpu = cpu_per_request(cpu, stack.cpu_seconds(), len(recorder.samples))
     everything += recorder.samples
     report(
         load.format_stats("GET /api/v1/auth/me", load.endpoint_stats(recorder.samples, wall), wall)
@@ -159,7 +159,7 @@ def _create_phase(
     answered = datetime.now(UTC)
     confirmed = stack.wait_drained()
     drained = datetime.now(UTC)
-    create_cpu = _cpu_per_request(cpu, stack.cpu_seconds(), len(recorder.samples))
+    create_cpu = cpu_per_request(cpu, stack.cpu_seconds(), len(recorder.samples))
     everything += recorder.samples
     report(load.format_stats("creates", load.endpoint_stats(recorder.samples, wall), wall))
     created = sum(1 for s in recorder.samples if s.status == 201)
@@ -176,7 +176,7 @@ def _create_phase(
     return created, wall + drain
 
 
-def _cpu_per_request(
+def cpu_per_request(
     before: dict[str, dict[int, float]], after: dict[str, dict[int, float]], n: int
 ) -> str:
     """Each part's CPU between two readings, per request: the processes alive at the
