@@ -11,9 +11,12 @@ breaker), and each outcome is written back by one short transaction,
   after `RUNTIME_STOP_GRACE_SECONDS`; logs kept; workload removed; only then is the room
   released and a pass requested, so a preemptor never runs beside its victim), then
   starts its `starting` ones (`starting -> running` once the engine confirms; an engine
-  refusal fails it with the engine's words).
+  refusal fails it with the engine's words). An engine with a queue of its own (Slurm)
+  may answer `queued`: the deployment stays `starting`, holding its room, until
+  reconciliation sees the engine run it.
 - `reconcile_runtime`: lists this installation's labelled workloads on the runtime and
-  compares them with the database: a workload that exited while nobody watched ends its
+  compares them with the database: a queued start the engine now runs is confirmed
+  (`starting -> running`); a workload that exited while nobody watched ends its
   deployment with its exit code; one that vanished fails it ("lost by the runtime"); a
   labelled workload whose deployment is over or unknown is stopped and removed. It never
   touches a workload without this installation's label.
@@ -32,6 +35,7 @@ from deployments.services import RuntimeReport, deployment_note, deployment_repo
 from deployments.statemachine import RuntimeAction
 from deployments.workloads import DEPLOYMENT_LABEL, workload_name, workload_spec
 from runtime.backends.base import (
+    ALIVE,
     Phase,
     RuntimeUnavailable,
     WorkloadRejected,
@@ -110,13 +114,31 @@ def _start(gateway: RuntimeGateway, deployment: Deployment, result: DriveResult)
             result.ended.append(deployment.pk)
         gateway.remove(name)
         return
-    started = RuntimeReport(
-        action=RuntimeAction.STARTED, reason=f"running on runtime {gateway.runtime.name}"
-    )
-    if deployment_report(deployment_id=deployment.pk, report=started):
-        result.started.append(deployment.pk)
+    if state.phase == Phase.QUEUED:
+        # The engine queued it (a Slurm job PENDING): still `starting`, its room held;
+        # reconciliation confirms the start once the engine runs it.
+        deployment_note(
+            deployment_id=deployment.pk,
+            status=Status.STARTING,
+            reason=_queued_reason(gateway.runtime, state),
+        )
+        return
+    _confirm_start(gateway, deployment.pk, result.started)
     if state.ended:
         _finish(gateway, deployment.pk, state, result)
+
+
+def _queued_reason(runtime: Runtime, state: WorkloadState) -> str:
+    why = f" ({state.waits_for})" if state.waits_for else ""
+    return f"queued by runtime {runtime.name}, which has not run it yet{why}"
+
+
+def _confirm_start(gateway: RuntimeGateway, deployment_id: int, started: list[int]) -> None:
+    report = RuntimeReport(
+        action=RuntimeAction.STARTED, reason=f"running on runtime {gateway.runtime.name}"
+    )
+    if deployment_report(deployment_id=deployment_id, report=report):
+        started.append(deployment_id)
 
 
 def _finish(
@@ -165,6 +187,7 @@ def _note_unreachable(runtime: Runtime, deployments: list[Deployment], error: Ex
 
 @dataclass
 class ReconcileResult:
+    started: list[int] = field(default_factory=list)  # queued starts the engine now runs
     ended: list[int] = field(default_factory=list)
     lost: list[int] = field(default_factory=list)
     orphans_removed: list[str] = field(default_factory=list)
@@ -196,6 +219,8 @@ def reconcile_runtime(*, runtime_id: int) -> ReconcileResult:
         for deployment in held.values():
             if deployment.status == Status.RUNNING:
                 _check_running(gateway, deployment, listed.get(deployment.pk), result)
+            elif deployment.status == Status.STARTING:
+                _check_starting(gateway, deployment, listed.get(deployment.pk), result)
     except RuntimeUnavailable:
         result.unreachable = True
     return result
@@ -213,12 +238,30 @@ def _remove_orphan(gateway: RuntimeGateway, name: str, result: ReconcileResult) 
     logger.info("removed an orphan workload", extra={"workload": name})
 
 
+def _check_starting(
+    gateway: RuntimeGateway, deployment: Deployment, listed, result: ReconcileResult
+) -> None:
+    """A start the engine queued: confirmed once the engine runs it, ended if it ended
+    first (a Slurm job cancelled while PENDING). Not listed or not yet running: its start
+    is still under way (`drive_cluster`, or the safety net's retry): nothing to say."""
+    if listed is None or listed.state.phase in (Phase.CREATED, Phase.QUEUED):
+        return
+    if listed.state.phase == Phase.RUNNING:
+        _confirm_start(gateway, deployment.pk, result.started)
+        return
+    state = gateway.state(workload_name(deployment.pk))  # afresh, as below
+    if state.ended:
+        drive = DriveResult()
+        _finish(gateway, deployment.pk, state, drive)
+        result.ended.extend(drive.ended)
+
+
 def _check_running(
     gateway: RuntimeGateway, deployment: Deployment, listed, result: ReconcileResult
 ) -> None:
-    # Listed and not ended: nothing to do (a Slurm job PENDING in Slurm lists as created;
-    # asking each one's state again would cost one squeue per job).
-    if listed is not None and listed.state.phase in (Phase.RUNNING, Phase.CREATED):
+    # Listed and not ended: nothing to do (a Slurm job requeued lists as queued; asking
+    # each one's state again would cost one squeue per job).
+    if listed is not None and listed.state.phase in ALIVE:
         return
     # Asked afresh: the listing may be older than a start made since.
     state = gateway.state(workload_name(deployment.pk))

@@ -18,7 +18,7 @@ from clusters.models import Cluster
 from deployments.models import HOLDS_ROOM, Deployment
 from deployments.workloads import DEPLOYMENT_LABEL
 from hypervisor.resources import Resources
-from runtime.backends.base import Phase, RuntimeUnavailable
+from runtime.backends.base import ALIVE, RuntimeUnavailable
 from runtime.gateway import gateway_for
 from runtime.labels import installation_labels
 from runtime.models import Runtime
@@ -45,7 +45,7 @@ def _audit_runtime(runtime: Runtime, clusters: list[Cluster]) -> list[Violation]
         return [
             Violation("runtime unreachable", c.pk, f"{runtime.name}: {error}") for c in clusters
         ]
-    running = [w for w in workloads if w.state.phase in (Phase.RUNNING, Phase.CREATED)]
+    running = [w for w in workloads if w.state.phase in ALIVE]
     ids = [int(w.labels.get(DEPLOYMENT_LABEL, "0") or 0) for w in running]
     holding = {
         d.pk: d

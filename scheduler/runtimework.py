@@ -2,12 +2,14 @@
 reconciliation; `scheduler.lifecycle`), after commit and outside every lock.
 
 - With `REDIS_URL`: an RQ job, merged per cluster while one waits (like passes). While
-  workloads run, a follow-up reconciliation of their runtime is scheduled every
-  `RUNTIME_WATCH_SECONDS` (rq's scheduler: `rqworker --with-scheduler`), so an exit is
-  noticed within that time; the safety-net pass reconciles every runtime too.
+  workloads run or start, a follow-up reconciliation of their runtime is scheduled every
+  `RUNTIME_WATCH_SECONDS` (rq's scheduler: `rqworker --with-scheduler`), so an exit, or
+  the engine running a start it had queued (Slurm), is noticed within that time; the
+  safety-net pass reconciles every runtime too.
 - Embedded (no Redis): in-process, right after the pass that asked (the HTTP answer
-  already shows `running`, or `failed` with the engine's words); a daemon timer watches
-  running workloads every `RUNTIME_WATCH_SECONDS` (0: no timer).
+  already shows `running`, or `failed` with the engine's words; on Slurm `starting`
+  while the job is PENDING); a daemon timer watches starting and running workloads
+  every `RUNTIME_WATCH_SECONDS` (0: no timer).
 """
 
 from __future__ import annotations
@@ -100,10 +102,13 @@ def run_runtime_work(*, cluster_id: int) -> None:
 
 
 def watch_runtime(*, runtime_id: int) -> None:
-    """While the runtime runs deployments, reconcile it again in a few seconds."""
+    """While the runtime runs deployments, or holds starts in its own queue (a Slurm job
+    PENDING), reconcile it again in a few seconds."""
     seconds = settings.RUNTIME_WATCH_SECONDS
-    running = Deployment.objects.filter(cluster__runtime_id=runtime_id, status=Status.RUNNING)
-    if seconds <= 0 or not running.exists():
+    watched = Deployment.objects.filter(
+        cluster__runtime_id=runtime_id, status__in=[Status.STARTING, Status.RUNNING]
+    )
+    if seconds <= 0 or not watched.exists():
         return
     if settings.USE_RQ:
         try:

@@ -30,6 +30,9 @@ class WorkloadRejected(Exception):
 
 class Phase(StrEnum):
     CREATED = "created"  # exists, not started yet (or starting)
+    # Accepted into the engine's own queue, where it waits for the engine to place it: it
+    # holds nothing on a node yet (a Slurm job PENDING). Not a confirmed start.
+    QUEUED = "queued"
     RUNNING = "running"
     EXITED = "exited"  # ended on its own or was stopped: exit_code says how
     MISSING = "missing"  # the engine has no such workload
@@ -57,6 +60,7 @@ class WorkloadState:
     exit_code: int | None = None
     oom_killed: bool = False
     error: str = ""  # the engine's own words when it could not run the workload
+    waits_for: str = ""  # queued: the engine's words for why it waits (Slurm's Reason)
 
     @property
     def ended(self) -> bool:
@@ -64,6 +68,8 @@ class WorkloadState:
 
 
 MISSING = WorkloadState(Phase.MISSING)
+# Exists and has not ended: runs, or will run without anyone asking again.
+ALIVE = frozenset({Phase.CREATED, Phase.QUEUED, Phase.RUNNING})
 
 
 @dataclass(frozen=True)
@@ -76,13 +82,15 @@ class Workload:
 
 
 class Backend(Protocol):
-    """Engine I/O for one runtime. Implementations: `DockerBackend`, `LibvirtBackend`."""
+    """Engine I/O for one runtime. Implementations: `DockerBackend`, `LibvirtBackend`,
+    `SlurmBackend`."""
 
     def ping(self) -> None:
         """Raise `RuntimeUnavailable` unless the engine answers."""
 
     def start(self, spec: WorkloadSpec) -> WorkloadState:
-        """Create and start the workload named `spec.name`, or return the one that exists."""
+        """Create and start the workload named `spec.name`, or return the one that exists.
+        `queued` when the engine took it into its own queue without running it yet."""
 
     def stop(self, name: str, *, grace_seconds: float) -> WorkloadState:
         """Ask the workload to stop, kill it after `grace_seconds`; gone is fine."""

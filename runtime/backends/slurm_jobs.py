@@ -77,7 +77,9 @@ def _slurm_errors() -> Iterator[None]:
 def _state_of(job: JobInfo) -> WorkloadState:
     phase = job.phase
     if phase is states.Phase.PENDING:
-        return WorkloadState(Phase.CREATED)
+        # Slurm says "None" until its scheduler has looked at the job.
+        reason = "" if job.state_reason in ("", "None") else job.state_reason
+        return WorkloadState(Phase.QUEUED, waits_for=reason)
     if phase is states.Phase.RUNNING:
         return WorkloadState(Phase.RUNNING)
     outcome = job.outcome

@@ -86,7 +86,8 @@ def job_of(squeue: SlurmClient, deployment: Deployment):
 def test_a_deployment_runs_as_a_batch_job_and_exit_0_completes_it(cluster, squeue):
     deployment = submit(cluster, ["/bin/sh", "-c", "echo hello from slurm; sleep 1"])
     deployment.refresh_from_db()
-    assert deployment.status == Status.RUNNING
+    # Running once Slurm says RUNNING: at once on an idle node, or at the next look.
+    assert deployment.status in (Status.STARTING, Status.RUNNING)
     job = job_of(squeue, deployment)
     assert job.labels["io.hypervisor.deployment"] == str(deployment.pk)
 
@@ -149,6 +150,123 @@ def test_a_job_cancelled_behind_our_back_fails_cancelled_in_slurm(cluster, slurm
     assert deployment.exit_code is None
 
 
+def sbatch_by_hand(slurm, *arguments: str) -> int:
+    """A job of someone else's (no label of ours), straight through sbatch."""
+    argv = ["sbatch", "--parsable", f"--partition={slurm.partition}", "--mem=16M"]
+    argv += ["--output=/dev/null", *arguments]
+    done = subprocess.run(
+        argv, env=slurm.env(), check=True, timeout=10, text=True, capture_output=True
+    )
+    return int(done.stdout.strip())
+
+
+def scontrol(slurm, *arguments: str) -> None:
+    subprocess.run(["scontrol", *arguments], env=slurm.env(), check=True, timeout=10)
+
+
+def wait_job(squeue: SlurmClient, job_id: int, phase: Phase) -> None:
+    deadline = time.monotonic() + 30
+    while squeue.job(job_id).phase is not phase:
+        assert time.monotonic() < deadline, squeue.job(job_id)
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def busy_node(slurm, squeue) -> int:
+    """Every CPU of the node taken by a job outside the service: Slurm holds ours PENDING."""
+    blocker = sbatch_by_hand(slurm, "--cpus-per-task=4", "--wrap=sleep 120")
+    wait_job(squeue, blocker, Phase.RUNNING)
+    return blocker
+
+
+def test_a_job_pending_in_slurm_is_starting_with_its_room_held_until_slurm_runs_it(
+    cluster, runtime, slurm, squeue, busy_node
+):
+    deployment = submit(cluster, ["sleep", "30"])
+
+    deployment.refresh_from_db()
+    assert deployment.status == Status.STARTING
+    assert deployment.status_reason.startswith(f"queued by runtime {runtime.name}, ")
+    assert job_of(squeue, deployment).phase is Phase.PENDING
+    # Its room is held: a deployment needing the whole cluster waits for it.
+    whole = submit(cluster, ["sleep", "1"], resources=Resources(2000, 64, 0), name="whole")
+    whole.refresh_from_db()
+    assert whole.status == Status.QUEUED
+    cluster.refresh_from_db()
+    assert cluster.allocated == Resources(1000, 64, 0)
+    # Looking again changes nothing while Slurm holds the job.
+    reconcile_runtime(runtime_id=runtime.pk)
+    deployment.refresh_from_db()
+    assert deployment.status == Status.STARTING
+
+    scontrol(slurm, "hold", str(job_of(squeue, deployment).job_id))
+    scancel = ["scancel", str(busy_node)]
+    subprocess.run(scancel, env=slurm.env(), check=True, timeout=10)
+    wait_job(squeue, busy_node, Phase.ENDED)
+    # Held: the node is free, Slurm still does not run it.
+    assert job_of(squeue, deployment).state_reason.startswith("JobHeld")
+    reconcile_runtime(runtime_id=runtime.pk)
+    deployment.refresh_from_db()
+    assert deployment.status == Status.STARTING
+
+    scontrol(slurm, "release", str(job_of(squeue, deployment).job_id))
+    deployment = settle(deployment, {Status.RUNNING, Status.COMPLETED, Status.FAILED}, timeout=30)
+
+    assert deployment.status == Status.RUNNING
+    assert job_of(squeue, deployment).phase is Phase.RUNNING
+    last = deployment.events.order_by("at", "pk").last()
+    assert (last.from_status, last.to_status) == (Status.STARTING, Status.RUNNING)
+    assert last.reason == f"running on runtime {runtime.name}"
+
+
+@pytest.fixture
+def watcher(settings):
+    """The embedded watcher's timer, on; every timer thread it left waited for."""
+    settings.RUNTIME_WATCH_SECONDS = 0.3
+    yield
+    settings.RUNTIME_WATCH_SECONDS = 0
+    for thread in threading.enumerate():
+        if isinstance(thread, threading.Timer):
+            thread.join(timeout=30)
+
+
+def test_the_watcher_turns_a_start_running_when_slurm_runs_the_job(
+    cluster, slurm, squeue, busy_node, watcher
+):
+    deployment = submit(cluster, ["sleep", "30"])
+    deployment.refresh_from_db()
+    assert deployment.status == Status.STARTING
+
+    subprocess.run(["scancel", str(busy_node)], env=slurm.env(), check=True, timeout=10)
+
+    # Nobody here reconciles: the watcher's timer does.
+    deadline = time.monotonic() + 30
+    while deployment.status == Status.STARTING and time.monotonic() < deadline:
+        time.sleep(0.1)
+        deployment.refresh_from_db()
+    assert deployment.status == Status.RUNNING
+    deployment_act(actor=deployment.created_by, deployment_id=deployment.pk, action=Action.CANCEL)
+
+
+def test_pending_in_slurm_cancel_and_a_cancel_behind_our_back(cluster, slurm, squeue, busy_node):
+    ours = submit(cluster, ["sleep", "30"], name="ours")
+    theirs = submit(cluster, ["sleep", "30"], name="theirs")
+    pending = job_of(squeue, ours)
+    assert pending.phase is Phase.PENDING
+
+    ours = deployment_act(actor=ours.created_by, deployment_id=ours.pk, action=Action.CANCEL)
+    name = workload_name(theirs.pk)
+    subprocess.run(["scancel", f"--name={name}"], env=slurm.env(), check=True, timeout=10)
+    theirs = settle(theirs, {Status.RUNNING, Status.FAILED, Status.COMPLETED}, timeout=30)
+
+    ours.refresh_from_db()
+    assert ours.status == Status.CANCELLED
+    assert squeue.job(pending.job_id).state == "CANCELLED"
+    assert (theirs.status, theirs.status_reason) == (Status.FAILED, "cancelled in Slurm")
+    cluster.refresh_from_db()
+    assert cluster.allocated == Resources(0, 0, 0)
+
+
 def wait_ready(squeue: SlurmClient, deployment: Deployment) -> None:
     """Until the job's command runs (Slurm says RUNNING a moment before)."""
     deadline = time.monotonic() + 30
@@ -207,7 +325,7 @@ def test_the_victim_is_gone_from_slurm_before_the_preemptor_is_submitted(cluster
     samples = sampler.stop()
 
     low.refresh_from_db()
-    high.refresh_from_db()
+    high = settle(high, {Status.RUNNING, Status.COMPLETED, Status.FAILED})
     assert (low.status, low.preemption_count, high.status) == (Status.QUEUED, 1, Status.RUNNING)
     low_name, high_name = workload_name(low.pk), workload_name(high.pk)
     both = [s for s in samples if {job.name for job in s} >= {low_name, high_name}]
@@ -219,7 +337,9 @@ def test_the_victim_is_gone_from_slurm_before_the_preemptor_is_submitted(cluster
 
 
 def test_slurmctld_restarted_mid_run_nothing_is_lost(cluster, slurm, runtime):
-    deployment = submit(cluster, ["sleep", "4"])
+    deployment = submit(cluster, ["sleep", "6"])
+    deployment = settle(deployment, {Status.RUNNING, Status.COMPLETED, Status.FAILED})
+    assert deployment.status == Status.RUNNING
     slurm.stop_controller()
     result = reconcile_runtime(runtime_id=runtime.pk)
     assert result.unreachable

@@ -70,7 +70,7 @@ def jobs_named(slurm, name: str) -> list[int]:
 
 def test_a_workload_runs_exits_zero_and_its_logs_are_read_back(backend, workload):
     state = backend.start(workload("hv-ok-1", sh("echo one; echo two; sleep 1")))
-    assert state.phase in (Phase.CREATED, Phase.RUNNING)
+    assert state.phase in (Phase.QUEUED, Phase.RUNNING)
 
     wait_phase(backend, "hv-ok-1", Phase.RUNNING)
     ended = wait_phase(backend, "hv-ok-1", Phase.EXITED)
@@ -179,8 +179,13 @@ def test_stop_of_a_pending_job_and_of_an_unknown_name(backend, workload):
     blocker = workload("hv-blocker-12", sh("sleep 30"), cpu_millicores=4000)
     backend.start(blocker)
     wait_phase(backend, "hv-blocker-12", Phase.RUNNING)
-    backend.start(workload("hv-queued-13", sh("sleep 30"), cpu_millicores=4000))
-    assert backend.state("hv-queued-13").phase == Phase.CREATED
+    queued = backend.start(workload("hv-queued-13", sh("sleep 30"), cpu_millicores=4000))
+    assert queued.phase == Phase.QUEUED
+    # Slurm's reason once its scheduler looked: the node's CPUs are taken.
+    deadline = time.monotonic() + 30
+    while (state := backend.state("hv-queued-13")).waits_for != "Resources":
+        assert time.monotonic() < deadline, state
+        time.sleep(0.1)
 
     assert backend.stop("hv-queued-13", grace_seconds=5).phase == Phase.EXITED
     assert backend.stop("hv-nobody-14", grace_seconds=5).phase == Phase.MISSING
