@@ -353,41 +353,71 @@ def test_slurmctld_restarted_mid_run_nothing_is_lost(cluster, slurm, runtime):
 
 
 def test_concurrent_clients_never_make_slurm_run_more_than_the_capacity(cluster, squeue):
-    """16 threads each create a deployment of a mixed size; reconciliation runs beside
-    them; what Slurm runs for this cluster is sampled all along."""
+    """16 threads each create a deployment of a mixed size: first eight at priority 0, then,
+    once Slurm runs some of them, eight at priorities 5 and 10 that preempt them; a
+    reconciler runs beside them all along, as the watcher would. What Slurm runs for this
+    cluster is sampled from `squeue --json` the whole time."""
     rng = random.Random(17)
-    # One priority: preemption is covered above; here, only admission under contention.
-    # Whole CPUs: Slurm allocates whole CPUs, so 500 millicores hold one (docs/runtimes.md).
-    requests = [
-        (Resources(rng.choice([1000, 2000]), 64, rng.choice([0, 1, 2])), 0) for _ in range(16)
-    ]
+
+    # Whole CPUs: Slurm allocates whole CPUs (fractional requests are refused on Slurm).
+    def request(priority: int) -> tuple[Resources, int]:
+        return Resources(rng.choice([1000, 2000]), 64, rng.choice([0, 1, 2])), priority
+
+    low = [request(0) for _ in range(8)]
+    high = [request(rng.choice([5, 10])) for _ in range(8)]
     created: list[int] = []
     lock = threading.Lock()
+    errors: list[BaseException] = []
 
-    def client(chunk: list[tuple[Resources, int]]) -> None:
+    def client(resources: Resources, priority: int) -> None:
         try:
-            for resources, priority in chunk:
-                deployment = submit(cluster, ["sleep", "1"], resources=resources, priority=priority)
-                with lock:
-                    created.append(deployment.pk)
+            deployment = submit(cluster, ["sleep", "2"], resources=resources, priority=priority)
+            with lock:
+                created.append(deployment.pk)
+        except BaseException as error:  # reported by the test
+            errors.append(error)
+        finally:
+            connection.close()
+
+    def wave(requests: list[tuple[Resources, int]]) -> None:
+        threads = [threading.Thread(target=client, args=request) for request in requests]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    reconciling = threading.Event()
+
+    def reconciler() -> None:
+        try:
+            while not reconciling.is_set():
+                reconcile_runtime(runtime_id=cluster.runtime_id)
+                time.sleep(0.2)
         finally:
             connection.close()
 
     sampler = Sampler(squeue)
     sampler.start()
-    threads = [threading.Thread(target=client, args=([request],)) for request in requests]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    deadline = time.monotonic() + 90
-    unfinished = Deployment.objects.filter(pk__in=created).exclude(
-        status__in=[Status.COMPLETED, Status.FAILED, Status.CANCELLED]
-    )
-    while unfinished.exists() and time.monotonic() < deadline:
-        reconcile_runtime(runtime_id=cluster.runtime_id)
-        time.sleep(0.2)
-    samples = sampler.stop()
+    watcher = threading.Thread(target=reconciler, daemon=True)
+    watcher.start()
+    try:
+        wave(low)
+        deadline = time.monotonic() + 30
+        while not Deployment.objects.filter(pk__in=created, status=Status.RUNNING).exists():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        wave(high)
+        assert errors == []
+        deadline = time.monotonic() + 120
+        unfinished = Deployment.objects.filter(pk__in=created).exclude(
+            status__in=[Status.COMPLETED, Status.FAILED, Status.CANCELLED]
+        )
+        while unfinished.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        reconciling.set()
+        watcher.join()
+        samples = sampler.stop()
     assert list(unfinished.values_list("id", "status", "status_reason")) == []
 
     names = {workload_name(pk) for pk in created}
@@ -402,3 +432,7 @@ def test_concurrent_clients_never_make_slurm_run_more_than_the_capacity(cluster,
     assert max(gpus for _, gpus in held) <= 2
     assert max(cpus for cpus, _ in held) == 2  # it was full at times: the check saw work
     assert Deployment.objects.filter(pk__in=created, status=Status.COMPLETED).count() == 16
+    # Preemption happened under this concurrency, and the victims ran again to the end.
+    preempted = Deployment.objects.filter(pk__in=created, preemption_count__gt=0)
+    assert preempted.exists()
+    assert 10 not in set(preempted.values_list("priority", flat=True))  # nothing is higher
