@@ -74,6 +74,8 @@ def cluster_create(
         runtime=_available_runtime(organization_id=organization.pk, name=runtime),
     )
     cluster.set_capacity(capacity)
+    if cluster.runtime is not None:
+        _check_whole_cpus(cluster=cluster, attaching=False)
     try:
         with transaction.atomic():  # a savepoint, so that we may still query after
             if cluster.runtime is not None:
@@ -143,6 +145,7 @@ def _update(*, cluster_id: int, changes: ClusterChanges) -> Cluster:
         if changes.starvation_set:
             cluster.starvation_after_seconds = changes.starvation_after_seconds
         if cluster.runtime_id is not None and (changes.runtime_set or changes.capacity):
+            _check_whole_cpus(cluster=cluster, attaching=changes.runtime_set)
             _check_runtime_room(cluster=cluster)
         cause = _change_cause(before=before, after=cluster.capacity, changes=changes)
         cluster.save()
@@ -173,6 +176,33 @@ def _change_runtime(*, cluster: Cluster, runtime: Runtime | None) -> None:
             "its runtime can change once none does."
         )
     cluster.runtime = runtime
+
+
+def _check_whole_cpus(*, cluster: Cluster, attaching: bool) -> None:
+    """On a runtime that allocates whole CPUs (Slurm), a fractional capacity is refused, and
+    so is attaching it while deployments asking for a fraction of a CPU (or none) wait
+    (400): each would hold a whole CPU there. Deployments that hold room already keep any runtime
+    (`RuntimeBusy`); creating one with a fractional request there is refused by
+    `deployments.services`, and the Slurm backend refuses to submit one."""
+    runtime = cluster.runtime
+    refusal = runtime.cpu_refusal(
+        cluster.capacity_cpu, what="the cluster's capacity", at_least_one=False
+    )
+    if refusal:
+        raise ValidationError({"capacity": [refusal]})
+    if not attaching or not runtime.whole_cpus:
+        return
+    fractional = sum(count(cluster) for count in FRACTIONAL_CPU_WORK)
+    if fractional:
+        raise ValidationError(
+            {
+                "runtime": [
+                    f"Runtime {runtime.name!r} is {runtime.kind}, which allocates whole CPUs; "
+                    f"{fractional} deployment(s) of this cluster ask for a fraction of a CPU "
+                    "or none (cpu); cancel them, or let them finish, first."
+                ]
+            }
+        )
 
 
 def _check_runtime_room(*, cluster: Cluster) -> None:
@@ -215,6 +245,8 @@ def _change_cause(*, before: Resources, after: Resources, changes: ClusterChange
 # deployments layer above in `DeploymentsConfig.ready()`, so that clusters imports
 # nothing of it.
 ACTIVE_WORK: list[Callable[[Cluster], int]] = []
+# How many of them ask for a fraction of a CPU, or none (filled the same way).
+FRACTIONAL_CPU_WORK: list[Callable[[Cluster], int]] = []
 
 
 def cluster_ensure_idle(*, cluster: Cluster) -> None:

@@ -97,6 +97,14 @@ def active_work(cluster: Cluster) -> int:
     return cluster.deployments.filter(status__in=[*WAITING, *HOLDS_ROOM]).count()
 
 
+def fractional_cpu_work(cluster: Cluster) -> int:
+    """Deployments of `cluster` that wait or hold room with a fraction of a CPU, or none:
+    no runtime that allocates whole CPUs (Slurm) may be attached to it then."""
+    active = cluster.deployments.filter(status__in=[*WAITING, *HOLDS_ROOM])
+    fraction = active.annotate(fraction=F("cpu") % 1000)
+    return fraction.filter(Q(cpu=0) | ~Q(fraction=0)).count()
+
+
 @dataclass(frozen=True)
 class LogView:
     """The last lines of a deployment's output; `source` is the runtime kind."""

@@ -97,6 +97,15 @@ def capacity_refusal(dimensions: list[str]) -> str:
     return f"Exceeds the cluster's capacity in {', '.join(dimensions)}; it could never run."
 
 
+def whole_cpu_refusal(*, cluster: Cluster, resources: Resources) -> str | None:
+    """Why a request is refused on this cluster's runtime: a fraction of a CPU (or none)
+    where the engine allocates whole CPUs (Slurm); None when it is not."""
+    if cluster.runtime_id is None:
+        return None
+    what = "a deployment's request"
+    return cluster.runtime.cpu_refusal(resources.cpu, what=what, at_least_one=True)
+
+
 def _validate_spec(*, cluster: Cluster, spec: DeploymentSpec) -> None:
     """Every problem of the spec at once (image, command, env, capacity, repeated ids)."""
     errors: dict[str, list[str]] = {}
@@ -112,6 +121,8 @@ def _validate_spec(*, cluster: Cluster, spec: DeploymentSpec) -> None:
     if not spec.resources.fits_in(cluster.capacity):
         dims = [d.api_field for d in spec.resources.lacking(cluster.capacity)]
         errors["resources"] = [capacity_refusal(dims)]
+    if refusal := whole_cpu_refusal(cluster=cluster, resources=spec.resources):
+        errors.setdefault("resources", []).append(refusal)
     ids = [d.deployment_id for d in spec.depends_on]
     if len(set(ids)) != len(ids):
         errors["depends_on"] = ["Each dependency may be listed once."]

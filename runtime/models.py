@@ -97,6 +97,35 @@ class Runtime(models.Model):
     def has_capacity(self) -> bool:
         return self.capacity_cpu is not None
 
+    @property
+    def whole_cpus(self) -> bool:
+        return self.kind in WHOLE_CPU_KINDS
+
+    def cpu_refusal(self, millicores: int, *, what: str, at_least_one: bool) -> str | None:
+        return cpu_refusal(self.kind, self.name, millicores, what=what, at_least_one=at_least_one)
+
+
+# Engines that allocate whole CPUs (Slurm: at least one per job): a request of 0.5 CPU, or
+# of none, would hold a whole CPU on a node, more than this service counts.
+WHOLE_CPU_KINDS = frozenset({Kind.SLURM})
+
+
+def cpu_refusal(
+    kind: str, name: str, millicores: int, *, what: str, at_least_one: bool
+) -> str | None:
+    """Why `millicores` (a request, which needs `at_least_one` CPU, or a capacity, named
+    by `what`) is refused on the runtime `name` of `kind`; None when it is not."""
+    if kind not in WHOLE_CPU_KINDS:
+        return None
+    if millicores % 1000 == 0 and (millicores or not at_least_one):
+        return None
+    least = ", at least one" if at_least_one else ""
+    return (
+        f"cpu {millicores / 1000:g}: runtime {name!r} is {kind}, which allocates whole CPUs, "
+        f"so {what} must be a whole number of CPUs{least} (anything else would hold more "
+        "on a node than this service counts)."
+    )
+
 
 class Installation(models.Model):
     """This installation's id: the `io.hypervisor.installation` label of its workloads.

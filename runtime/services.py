@@ -14,7 +14,7 @@ from django.utils import timezone
 from hypervisor.exceptions import Conflict
 from orgs.models import Organization
 from runtime.backends import BACKENDS, OPTION_CHECKS
-from runtime.models import Health, Kind, Runtime
+from runtime.models import Health, Kind, Runtime, cpu_refusal
 from runtime.selectors import runtime_get
 from runtime.signals import runtime_reachable_again
 
@@ -65,6 +65,11 @@ def _validate(spec: RuntimeSpec) -> None:
         errors["options"] = problems
     if spec.capacity and min(spec.capacity.cpu, spec.capacity.ram_mb, spec.capacity.gpu) < 0:
         errors["capacity"] = ["Every dimension is >= 0."]
+    elif spec.capacity and spec.kind in Kind.values:
+        cpu = spec.capacity.cpu
+        refusal = cpu_refusal(spec.kind, spec.name, cpu, what="its capacity", at_least_one=False)
+        if refusal:
+            errors["capacity"] = [refusal]
     if errors:
         raise ValidationError(errors)
 

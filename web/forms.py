@@ -21,7 +21,12 @@ from clusters.models import Cluster
 from deployments.images import validate_image_reference
 from deployments.models import MAX_PRIORITY, Condition, Status
 from deployments.selectors import parse_ordering
-from deployments.services import DependencySpec, DeploymentSpec, capacity_refusal
+from deployments.services import (
+    DependencySpec,
+    DeploymentSpec,
+    capacity_refusal,
+    whole_cpu_refusal,
+)
 from hypervisor.fields import validate_display_text
 from hypervisor.resources import BY_NAME, Resources
 
@@ -116,8 +121,11 @@ class DeploymentForm(ResourceFields):
         data = super().clean()
         if all(data.get(name) is not None for name in ("cluster", *self.RESOURCE_FIELDS)):
             exceeding = self._exceeding_fields()
+            refusal = whole_cpu_refusal(cluster=data["cluster"], resources=self.resources())
             for name in exceeding:
                 self.add_error(name, capacity_refusal(exceeding))
+            if refusal:
+                self.add_error("cpu", refusal)
         return data
 
     def clean_depends_on(self) -> tuple[DependencySpec, ...]:

@@ -9,13 +9,13 @@ this backend its records; a file system shared by the nodes and this service; de
 
 A workload is the job named `spec.name` in the partition, the latest one not removed
 (`runtime/slurm/records.py`: Slurm cannot delete a job, so removals and final states are
-kept beside the output files). The CPU request is rounded up to whole CPUs
-(`--cpus-per-task`), `ram_mb` is `--mem` (0: the partition's default), GPUs `--gres=gpu:N`.
+kept beside the output files). The CPU request is `--cpus-per-task` and must be whole CPUs,
+at least one (Slurm allocates no less: anything else is refused, as the service does before
+admitting it), `ram_mb` is `--mem` (0: the partition's default), GPUs `--gres=gpu:N`.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -143,6 +143,14 @@ class SlurmBackend:
                 "A Slurm runtime with container=none runs the deployment's command on the "
                 "node: a command is required."
             )
+        if spec.cpu_millicores % 1000 or not spec.cpu_millicores:
+            # The service refuses such requests on Slurm before they are admitted; this is
+            # the last guard, for one that raced a runtime's attachment.
+            raise WorkloadRejected(
+                f"Slurm allocates whole CPUs, at least one per job: "
+                f"{spec.cpu_millicores / 1000:g} CPU would hold more on a node than was "
+                "counted for it."
+            )
         return self._call(lambda: self._start(spec))
 
     def _start(self, spec: WorkloadSpec) -> WorkloadState:
@@ -164,7 +172,7 @@ class SlurmBackend:
             command=list(spec.command or ()),
             partition=self.partition,
             output_dir=str(self.records.directory),
-            cpus=max(1, math.ceil(spec.cpu_millicores / 1000)),
+            cpus=spec.cpu_millicores // 1000,
             memory_mb=spec.ram_mb,
             gpus=spec.gpu,
             env=dict(spec.env),

@@ -38,7 +38,7 @@ def workload(ours):
             image="unused.example/none:1",
             labels=kwargs.pop("labels", ours) | deployment,
             command=tuple(command),
-            **{"cpu_millicores": 500, "ram_mb": 64, **kwargs},
+            **{"cpu_millicores": 1000, "ram_mb": 64, **kwargs},
         )
 
     return make
@@ -95,11 +95,21 @@ def test_exit_three_and_out_of_memory(backend, workload):
 
 def test_gpus_and_cpus_reach_slurm(backend, workload):
     show = sh("echo gpus=$CUDA_VISIBLE_DEVICES cpus=$SLURM_CPUS_PER_TASK")
-    backend.start(workload("hv-gpu-4", show, gpu=2, cpu_millicores=1500))
+    backend.start(workload("hv-gpu-4", show, gpu=2, cpu_millicores=2000))
 
     wait_phase(backend, "hv-gpu-4", Phase.EXITED)
 
     assert backend.logs("hv-gpu-4", tail=5) == ["gpus=0,1 cpus=2"]
+
+
+@pytest.mark.parametrize("millicores", [1500, 500, 0])
+def test_a_request_of_other_than_whole_cpus_is_refused_never_submitted(
+    backend, workload, slurm, millicores
+):
+    name = f"hv-fraction-{millicores}"
+    with pytest.raises(WorkloadRejected, match="Slurm allocates whole CPUs, at least one"):
+        backend.start(workload(name, sh("true"), cpu_millicores=millicores))
+    assert jobs_named(slurm, name) == []
 
 
 def test_env_values_with_commas_quotes_and_newlines(backend, workload):
