@@ -146,6 +146,10 @@ class RuntimeGateway:
     def _record(self, status: Health, detail: str) -> None:
         services.runtime_record_status(runtime_id=self.runtime.pk, status=status, detail=detail)
 
+    @property
+    def queues(self) -> bool:
+        return self.backend.queues
+
     def ping(self) -> None:
         self._call(self.backend.ping)
 

@@ -72,12 +72,27 @@ def drive_cluster(*, cluster_id: int) -> DriveResult:
     try:
         for deployment in stopping:  # first: their room is what preemptors wait for
             _stop(gateway, deployment, result)
-        for deployment in starting:
+        for deployment in _not_queued(gateway, starting):
             _start(gateway, deployment, result)
     except RuntimeUnavailable as error:
         result.unreachable = True
         _note_unreachable(cluster.runtime, [*stopping, *starting], error)
     return result
+
+
+def _not_queued(gateway: RuntimeGateway, starting: list[Deployment]) -> list[Deployment]:
+    """The starts to make: on an engine with a queue of its own (Slurm), those it holds
+    queued already wait there (reconciliation confirms them once it runs them). One
+    listing instead of one look per start: with many jobs PENDING in Slurm, every drive
+    would otherwise ask about each of them again."""
+    if not gateway.queues or len(starting) < 2:
+        return starting
+    queued = {
+        workload.name
+        for workload in gateway.list_workloads(labels=installation_labels())
+        if workload.state.phase == Phase.QUEUED
+    }
+    return [d for d in starting if workload_name(d.pk) not in queued]
 
 
 def _stop(gateway: RuntimeGateway, deployment: Deployment, result: DriveResult) -> None:

@@ -85,6 +85,9 @@ class Backend(Protocol):
     """Engine I/O for one runtime. Implementations: `DockerBackend`, `LibvirtBackend`,
     `SlurmBackend`."""
 
+    # Whether the engine has a queue of its own, so that `start` may answer `queued`.
+    queues: bool
+
     def ping(self) -> None:
         """Raise `RuntimeUnavailable` unless the engine answers."""
 

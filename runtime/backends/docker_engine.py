@@ -95,6 +95,8 @@ def _tls_config(credentials: dict[str, str]) -> TLSConfig | None:
 class DockerBackend:
     """Containers on one Docker engine (see the module docstring)."""
 
+    queues = False
+
     def __init__(self, *, endpoint: str, options: dict[str, Any], credentials: dict) -> None:
         self.endpoint = endpoint
         self.network = options.get("network") or None

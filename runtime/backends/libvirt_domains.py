@@ -95,6 +95,8 @@ def _translate(error: libvirt.libvirtError) -> Exception:
 class LibvirtBackend:
     """Domains on one libvirt connection (see the module docstring)."""
 
+    queues = False
+
     def __init__(self, *, endpoint: str, options: dict[str, Any], credentials: dict) -> None:
         self.uri = endpoint
         self.pool = options.get("pool", "default")

@@ -100,6 +100,8 @@ def _plain_exit(job: JobInfo, outcome: states.Outcome) -> bool:
 class SlurmBackend:
     """Batch jobs on one Slurm cluster (see the module docstring)."""
 
+    queues = True  # a job waits PENDING in Slurm's queue
+
     def __init__(self, *, endpoint: str, options: dict[str, Any], credentials: dict) -> None:
         errors = option_errors(options)
         if errors:

@@ -24,7 +24,7 @@ from runtime.models import Runtime
 from runtime.services import RuntimeSpec, runtime_add
 from runtime.slurm.client import SlurmClient
 from runtime.slurm.states import Phase
-from scheduler.lifecycle import reconcile_runtime
+from scheduler.lifecycle import drive_cluster, reconcile_runtime
 from scheduler.tests.test_runtime_lifecycle import settle
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -265,6 +265,23 @@ def test_pending_in_slurm_cancel_and_a_cancel_behind_our_back(cluster, slurm, sq
     assert (theirs.status, theirs.status_reason) == (Status.FAILED, "cancelled in Slurm")
     cluster.refresh_from_db()
     assert cluster.allocated == Resources(0, 0, 0)
+
+
+def test_a_drive_asks_slurm_once_about_the_starts_it_holds_pending(
+    cluster, slurm, squeue, busy_node, monkeypatch
+):
+    pending = [submit(cluster, ["sleep", "30"], name=f"p{index}") for index in range(2)]
+    assert {job_of(squeue, d).phase for d in pending} == {Phase.PENDING}
+    looks = []
+    jobs = SlurmClient.jobs
+    monkeypatch.setattr(SlurmClient, "jobs", lambda self: looks.append(1) or jobs(self))
+
+    result = drive_cluster(cluster_id=cluster.pk)
+
+    # One listing, not one `squeue --json` per start (nor a second job for any of them).
+    assert (len(looks), result.started, result.ended) == (1, [], [])
+    names = [job.name for job in squeue.jobs()]
+    assert [names.count(workload_name(d.pk)) for d in pending] == [1, 1]
 
 
 def wait_ready(squeue: SlurmClient, deployment: Deployment) -> None:
