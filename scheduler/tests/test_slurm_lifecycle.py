@@ -20,6 +20,8 @@ from deployments.models import Deployment, DeploymentLog, Status
 from deployments.services import Action, DeploymentSpec, deployment_act, deployment_create
 from deployments.workloads import workload_name
 from hypervisor.resources import Resources
+from runtime.gateway import gateway_for
+from runtime.labels import installation_labels
 from runtime.models import Runtime
 from runtime.services import RuntimeSpec, runtime_add
 from runtime.slurm.client import SlurmClient
@@ -367,6 +369,32 @@ def test_slurmctld_restarted_mid_run_nothing_is_lost(cluster, slurm, runtime):
     deployment = settle(deployment, {Status.COMPLETED, Status.FAILED}, timeout=30)
 
     assert deployment.status == Status.COMPLETED
+
+
+def test_an_end_seen_once_ends_its_deployment_after_slurm_forgot_the_job(
+    cluster, slurm, squeue, runtime
+):
+    deployment = submit(cluster, ["/bin/sh", "-c", "echo bye; exit 3"])
+    deadline = time.monotonic() + 30
+    while job_of(squeue, deployment).phase is not Phase.ENDED:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    # Seen ended once, by a listing whose reconciliation never reported it (a worker that
+    # died, an audit): the final state is recorded then.
+    gateway_for(runtime).list_workloads(labels=installation_labels())
+    # Slurm forgets it, as after MinJobAge (a cold start forgets every job at once).
+    slurm.stop_controller()
+    slurm.start_controller(clear_state=True)
+    assert job_of(squeue, deployment) is None
+
+    deployment = settle(deployment, {Status.COMPLETED, Status.FAILED}, timeout=30)
+
+    assert (deployment.status, deployment.exit_code, deployment.status_reason) == (
+        Status.FAILED,
+        3,
+        "exited with code 3",
+    )
+    assert DeploymentLog.objects.get(deployment=deployment).lines == ["bye"]
 
 
 def test_concurrent_clients_never_make_slurm_run_more_than_the_capacity(cluster, squeue):
