@@ -45,6 +45,13 @@ LIVE_SUFFIX = "/live/"
 SLID_AT = "web:slid-at"  # when the session was last saved for sliding, seconds since the epoch
 
 
+def slid_at_sign_in(sender, request: HttpRequest | None, user, **kwargs) -> None:
+    """Signing in saves the session: that is its first slide (connected to
+    `user_logged_in` in WebConfig.ready)."""
+    if request is not None and hasattr(request, "session"):
+        request.session[SLID_AT] = int(time.time())
+
+
 class SlidingSessionMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
