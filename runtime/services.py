@@ -63,6 +63,8 @@ def _validate(spec: RuntimeSpec) -> None:
         errors["options"] = ["KEY=VALUE pairs; keys lowercase letters, digits and '_'."]
     elif spec.kind in OPTION_CHECKS and (problems := OPTION_CHECKS[spec.kind](options)):
         errors["options"] = problems
+    if problems := _credential_problems(spec):
+        errors["credentials"] = problems
     if spec.capacity and min(spec.capacity.cpu, spec.capacity.ram_mb, spec.capacity.gpu) < 0:
         errors["capacity"] = ["Every dimension is >= 0."]
     elif spec.capacity and spec.kind in Kind.values:
@@ -72,6 +74,25 @@ def _validate(spec: RuntimeSpec) -> None:
             errors["capacity"] = [refusal]
     if errors:
         raise ValidationError(errors)
+
+
+TLS_CREDENTIALS = ("ca_cert", "client_cert", "client_key")
+
+
+def _credential_problems(spec: RuntimeSpec) -> list[str]:
+    """Credentials are Docker's TLS files (PEM texts); a client certificate needs its key."""
+    credentials = spec.credentials if isinstance(spec.credentials, dict) else {"": None}
+    if not credentials:
+        return []
+    if spec.kind != Kind.DOCKER:
+        return ["Only a docker runtime takes credentials (TLS client certificates)."]
+    if set(credentials) - set(TLS_CREDENTIALS) or not all(
+        isinstance(value, str) and value for value in credentials.values()
+    ):
+        return [f"PEM texts named {', '.join(TLS_CREDENTIALS)}."]
+    if ("client_cert" in credentials) != ("client_key" in credentials):
+        return ["A client certificate and its key go together."]
+    return []
 
 
 def runtime_add(*, spec: RuntimeSpec, organization_ids: Iterable[int] = ()) -> Runtime:

@@ -14,10 +14,11 @@ or 0 MiB RAM sets no limit in that dimension (the engine has no "zero" limit).
 
 from __future__ import annotations
 
-import hashlib
 import os
+import shutil
 import tempfile
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +26,7 @@ from typing import Any
 
 import docker
 import requests
+from docker.constants import MINIMUM_DOCKER_API_VERSION
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.models.containers import Container
 from docker.tls import TLSConfig
@@ -74,22 +76,29 @@ def _engine_message(error: APIError) -> str:
     return str(explanation or error)
 
 
-def _tls_config(credentials: dict[str, str]) -> TLSConfig | None:
-    """The SDK wants files: the PEM texts go to a private directory, named by content."""
-    if not credentials:
-        return None
-    digest = hashlib.sha256(repr(sorted(credentials.items())).encode()).hexdigest()[:16]
-    directory = Path(tempfile.gettempdir()) / f"hv-docker-tls-{os.getuid()}-{digest}"
-    directory.mkdir(mode=0o700, exist_ok=True)
+def _stale_task(error: APIError) -> bool:
+    """The engine's own leftover of a start it never finished (see `_replace`)."""
+    return (error.status_code or 0) >= 500 and "already exists" in _engine_message(error)
+
+
+def _tls_config(credentials: dict[str, str]) -> tuple[TLSConfig, Path]:
+    """The SDK (and the `ssl` module under it) wants files: the PEM texts go to a new
+    private directory (mkdtemp: mode 0700, a name no one can guess or prepare), each
+    file created 0600; the caller removes the directory with the backend."""
+    directory = Path(tempfile.mkdtemp(prefix="hv-docker-tls-"))
     paths = {}
     for key in ("ca_cert", "client_cert", "client_key"):
         if credentials.get(key):
             path = directory / f"{key}.pem"
-            path.write_text(credentials[key])
-            path.chmod(0o600)
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w") as file:
+                file.write(credentials[key])
             paths[key] = str(path)
     client_cert = (paths["client_cert"], paths["client_key"]) if "client_key" in paths else None
-    return TLSConfig(client_cert=client_cert, ca_cert=paths.get("ca_cert"), verify=True)
+    # verify=True: the engine's certificate must chain to `ca_cert` (or, without one, to
+    # the system's CAs) and name the endpoint's host.
+    tls = TLSConfig(client_cert=client_cert, ca_cert=paths.get("ca_cert"), verify=True)
+    return tls, directory
 
 
 class DockerBackend:
@@ -104,18 +113,36 @@ class DockerBackend:
         self.timeout = int(options.get("timeout", 30))
         self.credentials = credentials
         self._client: docker.DockerClient | None = None
+        self._tls: TLSConfig | None = None
+
+    def _tls_settings(self) -> TLSConfig | bool:
+        # Written once per backend (every reconnection reuses the files), and removed
+        # with it.
+        if self._tls is None and self.credentials:
+            self._tls, directory = _tls_config(self.credentials)
+            weakref.finalize(self, shutil.rmtree, directory, ignore_errors=True)
+        return self._tls or False
 
     def _engine(self) -> docker.DockerClient:
         if self._client is None:
             with _engine_errors():
-                # version="auto" asks the engine for its API version: this call connects.
-                self._client = docker.DockerClient(
-                    base_url=self.endpoint,
-                    version="auto",
-                    timeout=self.timeout,
-                    tls=_tls_config(self.credentials) or False,
-                )
+                # The engine's API version is asked first (this call connects), then used.
+                probe = self._open(MINIMUM_DOCKER_API_VERSION)
+                try:
+                    version = probe.api.version(api_version=False)["ApiVersion"]
+                finally:
+                    probe.close()
+                self._client = self._open(version)
         return self._client
+
+    def _open(self, version: str) -> docker.DockerClient:
+        client = docker.DockerClient(
+            base_url=self.endpoint, version=version, timeout=self.timeout, tls=self._tls_settings()
+        )
+        # requests lets REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE from the environment replace
+        # a session's CA (psf/requests#3829): the runtime's own CA must be the one used.
+        client.api.trust_env = False
+        return client
 
     def _call(self, operation: Callable[[docker.DockerClient], Any]) -> Any:
         client = self._engine()
@@ -142,12 +169,40 @@ class DockerBackend:
             try:
                 container.start()
             except APIError as error:
-                # The engine answered: what it refused to start (a program that does not
-                # exist, a device it cannot give) will be refused again, whatever the
-                # status code (20.10 answers 500 for OCI runtime errors).
-                raise WorkloadRejected(_engine_message(error)) from error
+                if not _stale_task(error):
+                    # The engine answered: what it refused to start (a program that does
+                    # not exist, a device it cannot give) will be refused again, whatever
+                    # the status code (20.10 answers 500 for OCI runtime errors).
+                    raise WorkloadRejected(_engine_message(error)) from error
+                container = self._replace(client, container, spec)
             container.reload()
         return _state_of(container)
+
+    def _replace(self, client: docker.DockerClient, stale: Container, spec: WorkloadSpec):
+        """A new container for one whose start the engine can never carry out.
+
+        dockerd killed between containerd's task creation and its start leaves the task
+        behind, and 20.10 answers every later start with "task ...: already exists"
+        (moby/moby#44399). That container never ran, so a new one of the same name
+        replaces it. The old one is removed by id: a concurrent start that replaced it
+        first keeps its new container.
+        """
+        try:
+            client.api.remove_container(stale.id, force=True)
+        except NotFound:
+            pass
+        except APIError as error:
+            if error.status_code != 409:  # 409: its removal is already in progress
+                raise
+        container = self._find(client, spec.name)
+        if container is None or container.id == stale.id:
+            container = self._create(client, spec)
+        if container.status == "created":
+            try:
+                container.start()
+            except APIError as error:
+                raise WorkloadRejected(_engine_message(error)) from error
+        return container
 
     def _find(self, client: docker.DockerClient, name: str) -> Container | None:
         try:

@@ -13,6 +13,7 @@ import io
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tarfile
 import time
@@ -30,12 +31,65 @@ CMD ["/bin/sh"]
 """
 
 
+@dataclass(frozen=True)
+class TlsFiles:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate it signed."""
+
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+
+
+def make_tls_files(directory: Path) -> TlsFiles:
+    """Certificates made with the openssl CLI, as `docs.docker.com` "Protect the Docker
+    daemon socket" makes them: the server's for IP 127.0.0.1, the client's for clientAuth."""
+    directory.mkdir(parents=True, exist_ok=True)
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=hv test CA",
+            "-keyout", "ca-key.pem", "-out", "ca.pem")  # fmt: skip
+    for name, extensions in (
+        ("server", ["subjectAltName=IP:127.0.0.1", "extendedKeyUsage=serverAuth"]),
+        ("client", ["extendedKeyUsage=clientAuth"]),
+    ):
+        (directory / f"{name}.ext").write_text("".join(f"{line}\n" for line in extensions))
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN=hv test {name}",
+                "-keyout", f"{name}-key.pem", "-out", f"{name}.csr")  # fmt: skip
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem",
+                "-CAcreateserial", "-days", "2", "-extfile", f"{name}.ext",
+                "-out", f"{name}-cert.pem")  # fmt: skip
+    return TlsFiles(
+        ca=directory / "ca.pem",
+        server_cert=directory / "server-cert.pem",
+        server_key=directory / "server-key.pem",
+        client_cert=directory / "client-cert.pem",
+        client_key=directory / "client-key.pem",
+    )
+
+
 @dataclass
 class DockerEngine:
-    """A dockerd of the test session's own."""
+    """A dockerd of the test session's own.
+
+    With `tls`, it also serves the Engine API over TCP on 127.0.0.1, requiring a client
+    certificate signed by the CA (`--tlsverify`), on a port bound here before it starts
+    and handed over by socket activation (`fd://`), so no port is guessed.
+    """
 
     directory: Path
+    tls: TlsFiles | None = None
     process: subprocess.Popen | None = None
+    _listener: socket.socket | None = None
+
+    @property
+    def tcp_endpoint(self) -> str:
+        if self._listener is None:
+            raise RuntimeError("this engine serves no TCP (no tls given)")
+        return f"tcp://127.0.0.1:{self._listener.getsockname()[1]}"
 
     @property
     def socket(self) -> Path:
@@ -53,11 +107,31 @@ class DockerEngine:
             raise RuntimeError("dockerd is missing: `make engines` installs Debian's docker.io.")
         d = self.directory
         log = (d / "dockerd.log").open("ab")
+        command = ["dockerd"]
+        pass_fds: tuple[int, ...] = ()
+        if self.tls is not None:
+            if self._listener is None:
+                self._listener = socket.socket()
+                self._listener.bind(("127.0.0.1", 0))
+                self._listener.listen(64)
+            # systemd's socket activation: the listener as fd 3 (bash: dash takes no fd
+            # above 9), LISTEN_PID the pid that
+            # `exec` keeps.
+            fd = self._listener.fileno()
+            activation = f'exec 3<&{fd}; LISTEN_PID=$$ LISTEN_FDS=1 exec "$@"'
+            command = ["bash", "-c", activation, "bash", "dockerd", "--host=fd://"]
+            command += [
+                "--tlsverify",
+                f"--tlscacert={self.tls.ca}",
+                f"--tlscert={self.tls.server_cert}",
+                f"--tlskey={self.tls.server_key}",
+            ]
+            pass_fds = (fd,)
         # Its own session: signals for the test run never reach it, and it never
         # outlives the stop below.
         self.process = subprocess.Popen(
             [
-                "dockerd",
+                *command,
                 f"--host=unix://{self.socket}",
                 f"--data-root={d / 'data'}",
                 f"--exec-root={d / 'exec'}",
@@ -72,6 +146,7 @@ class DockerEngine:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            pass_fds=pass_fds,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -108,6 +183,9 @@ class DockerEngine:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
         self.process = None
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
 
     def build_test_image(self) -> str:
         client = self.client()

@@ -161,13 +161,17 @@ def test_the_admin_adds_through_the_service_and_never_shows_credentials(operator
             "capacity_ram_mb": "16384",
             "capacity_gpu": "1",
             "organizations_field": [organization.pk],
+            "tls_cert": "-----BEGIN CERTIFICATE-----public",
             "tls_key": "-----BEGIN PRIVATE KEY-----secret",
         },
     )
     assert response.status_code == 302, response.content.decode()[:2000]
     runtime = Runtime.objects.get(name="admin-made")
     assert runtime.capacity_cpu == 8000
-    assert runtime.credentials == {"client_key": "-----BEGIN PRIVATE KEY-----secret"}
+    assert runtime.credentials == {
+        "client_cert": "-----BEGIN CERTIFICATE-----public",
+        "client_key": "-----BEGIN PRIVATE KEY-----secret",
+    }
     assert list(runtime.organizations.all()) == [organization]
     page = operator.get(reverse("admin:runtime_runtime_change", args=[runtime.pk]))
     assert page.status_code == 200
