@@ -9,13 +9,16 @@ test image is built FROM scratch with the static busybox.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import tarfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,15 +162,27 @@ class DockerEngine:
                 time.sleep(0.1)
         raise RuntimeError(f"dockerd did not answer in {timeout}s; see {d / 'dockerd.log'}")
 
-    def kill(self) -> None:
-        """SIGKILL to dockerd and the containerd it runs, as a crash of the engine would."""
-        if self.process is not None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-            self.process = None
-            # Its containerd may linger as a zombie nobody reaps here (no init that
-            # does): a stale pid file would make the next dockerd wait for it.
-            (self.directory / "exec" / "containerd" / "containerd.pid").unlink(missing_ok=True)
+    def kill(self, *, containerd: bool = True) -> None:
+        """SIGKILL to dockerd and, unless told otherwise, the containerd it runs, as a
+        crash of the engine would.
+
+        dockerd starts containerd in a process group of its own, so killing dockerd's
+        group leaves containerd running; it is killed by the pid in its pid file. Left
+        running (`containerd=False`: dockerd alone crashed), the next dockerd finds it by
+        that pid file and uses it again, with the tasks it kept.
+        """
+        if self.process is None:
+            return
+        pid_file = self.directory / "exec" / "containerd" / "containerd.pid"
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+        self.process = None
+        if containerd and pid_file.exists():
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pid_file.read_text()), signal.SIGKILL)
+            # Its parent gone, it lingers as a zombie nobody reaps here (no init that
+            # does): a pid file naming it would make the next dockerd wait for it.
+            pid_file.unlink()
 
     def stop(self) -> None:
         if self.process is None:
@@ -208,3 +223,98 @@ def build_test_image(client: docker.DockerClient) -> str:
     context.seek(0)
     client.images.build(fileobj=context, custom_context=True, tag=TEST_IMAGE, rm=True)
     return TEST_IMAGE
+
+
+class EngineProxy:
+    """A unix socket in front of a dockerd's that can keep the answer to a start from
+    its caller, so a test can crash the engine at a known point of a start.
+
+    Requests pass through as they come; after `hold_next_start()`, the next
+    `POST .../containers/<name>/start` still reaches the engine, but nothing the engine
+    answers on that connection reaches the caller. `held` names the container once the
+    engine has answered that start: the engine has done it, the caller still waits. A
+    connection whose engine side closes is closed on the caller's side too.
+    """
+
+    _START = re.compile(rb"POST /v[\d.]+/containers/([^/]+)/start[ ?]")
+    _LENGTH = re.compile(rb"(?im)^content-length:\s*(\d+)")
+
+    def __init__(self, directory: Path, target: Path) -> None:
+        self.socket = directory / "proxy.sock"
+        self.target = target
+        self.held: str | None = None
+        self._hold_next = False
+        self._lock = threading.Lock()
+        self._server = socket.socket(socket.AF_UNIX)
+        self._server.bind(str(self.socket))
+        self._server.listen(64)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def endpoint(self) -> str:
+        return f"unix://{self.socket}"
+
+    def hold_next_start(self) -> None:
+        with self._lock:
+            self._hold_next, self.held = True, None
+
+    def close(self) -> None:
+        self._server.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                caller, _ = self._server.accept()
+            except OSError:
+                return  # closed
+            engine = socket.socket(socket.AF_UNIX)
+            try:
+                engine.connect(str(self.target))
+            except OSError:
+                caller.close()  # the engine is down: the caller sees a closed connection
+                continue
+            held: list[str] = []  # the container whose start this connection holds
+            for pump in (self._requests, self._answers):
+                threading.Thread(target=pump, args=(caller, engine, held), daemon=True).start()
+
+    def _requests(self, caller: socket.socket, engine: socket.socket, held: list[str]) -> None:
+        """Caller to engine, a request at a time (the SDK sends Content-Length bodies)."""
+        buffer = b""
+        try:
+            while True:
+                while b"\r\n\r\n" not in buffer:
+                    buffer += self._receive(caller)
+                head, _, rest = buffer.partition(b"\r\n\r\n")
+                length = self._LENGTH.search(head)
+                size = int(length.group(1)) if length else 0
+                while len(rest) < size:
+                    rest += self._receive(caller)
+                request, buffer = head + b"\r\n\r\n" + rest[:size], rest[size:]
+                start = self._START.match(request)
+                with self._lock:
+                    if start and self._hold_next:
+                        self._hold_next = False
+                        held.append(start.group(1).decode())  # before the engine answers
+                engine.sendall(request)
+        except OSError:
+            engine.close()
+
+    @staticmethod
+    def _receive(connection: socket.socket) -> bytes:
+        data = connection.recv(65536)
+        if not data:
+            raise ConnectionResetError("closed")
+        return data
+
+    def _answers(self, caller: socket.socket, engine: socket.socket, held: list[str]) -> None:
+        try:
+            while data := engine.recv(65536):
+                if held:
+                    with self._lock:
+                        self.held = held[0]
+                    continue
+                caller.sendall(data)
+        except OSError:
+            pass
+        finally:
+            caller.close()
