@@ -42,7 +42,7 @@ def main() -> int:
     parser.add_argument("--step", choices=["all", "services", "docker"], default="all")
     parser.add_argument("--docker-clients", type=int, default=8)
     parser.add_argument("--docker-ops", type=int, default=30, help="mixed ops per client")
-    parser.add_argument("--kills", type=int, default=3, help="dockerd SIGKILLs")
+    parser.add_argument("--kills", type=int, default=4, help="dockerd SIGKILLs")
     args = parser.parse_args()
     failures = []
     if args.step in ("all", "services"):

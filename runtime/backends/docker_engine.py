@@ -14,6 +14,7 @@ or 0 MiB RAM sets no limit in that dimension (the engine has no "zero" limit).
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -52,6 +53,7 @@ _PHASES = {
     "dead": Phase.EXITED,
 }
 MIB = 1024 * 1024
+logger = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -187,6 +189,10 @@ class DockerBackend:
         replaces it. The old one is removed by id: a concurrent start that replaced it
         first keeps its new container.
         """
+        logger.warning(
+            "replacing a container whose start the engine cannot finish",
+            extra={"workload": spec.name, "container": stale.id},
+        )
         try:
             client.api.remove_container(stale.id, force=True)
         except NotFound:

@@ -198,6 +198,11 @@ class DockerEngine:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
         self.process = None
+        # What outlived it: a containerd left by `kill(containerd=False)` that it did not
+        # stop, a shim of a task it could not clean. Ours are named by our directory.
+        for pid in _processes_naming(self.directory):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         if self._listener is not None:
             self._listener.close()
             self._listener = None
@@ -208,6 +213,18 @@ class DockerEngine:
             return build_test_image(client)
         finally:
             client.close()
+
+
+def _processes_naming(directory: Path) -> list[int]:
+    """The pids whose command line names `directory` (from /proc)."""
+    found = []
+    needle = str(directory).encode()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if needle in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+    return found
 
 
 def build_test_image(client: docker.DockerClient) -> str:
