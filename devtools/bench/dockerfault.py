@@ -54,7 +54,7 @@ STACK_ENV = {
 @dataclass(frozen=True)
 class DockerFaultShape:
     clients: int = 8
-    ops: int = 30  # per client: creates and completes/fails/cancels, mixed
+    ops: int = 60  # per client: creates and completes/fails/cancels, mixed
     kills: int = 4
     down_seconds: float = 2.0
     seed: int = 3
@@ -163,7 +163,7 @@ def _kill_during_starts(
     report: Say,
 ) -> None:
     for number in range(1, shape.kills + 1):
-        in_flight = _wait_start_in_flight(engine, timeout=120)
+        in_flight = _wait_start_in_flight(stack, engine, timeout=120)
         if not in_flight:
             result.faults.append("no start in flight within 120 s: dockerd not killed")
             report(f"  FAULT {result.faults[-1]}")
@@ -182,9 +182,9 @@ def _kill_during_starts(
         line = (
             f"SIGKILLed dockerd{' and its containerd' if with_containerd else ' alone'} "
             f"({number} of {shape.kills}) with "
-            f"{len(in_flight)} container(s) created and not yet started "
-            f"(deployments {sorted(in_flight)}) and {starting} deployment(s) starting in "
-            f"the database; restarted it, {down:.1f} s down"
+            f"the container(s) of deployment(s) {in_flight} created and not yet started, "
+            f"{starting} deployment(s) starting in the database; restarted it, "
+            f"{down:.1f} s down"
         )
         result.faults.append(line)
         report(f"  FAULT {line}")
@@ -196,18 +196,28 @@ def _kill_during_starts(
         )
 
 
-def _wait_start_in_flight(engine: DockerEngine, timeout: float) -> list[str]:
-    """The deployments whose container the engine created and has not started yet."""
+def _wait_start_in_flight(stack: Stack, engine: DockerEngine, timeout: float) -> list[int]:
+    """The deployments that are `starting` in the database and whose container the
+    engine has created and not started yet (a container left `created` by an earlier
+    crash, whose deployment ended meanwhile, does not count)."""
     client = engine.client()
     try:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            created = client.containers.list(
-                all=True, sparse=True, filters={"label": INSTALLATION, "status": "created"}
-            )
-            if created:
-                return [c.attrs["Labels"].get(DEPLOYMENT, "?") for c in created]
-            time.sleep(0.01)
+        with _connect(stack) as db:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                created = client.containers.list(
+                    all=True, sparse=True, filters={"label": INSTALLATION, "status": "created"}
+                )
+                ids = [int(c.attrs["Labels"].get(DEPLOYMENT, "0")) for c in created]
+                if ids:
+                    starting = db.execute(
+                        "select id from deployments_deployment "
+                        "where id = any(%s) and status = 'starting' order by id",
+                        (ids,),
+                    ).fetchall()
+                    if starting:
+                        return [pk for (pk,) in starting]
+                time.sleep(0.01)
         return []
     finally:
         client.close()

@@ -41,7 +41,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=2)
     parser.add_argument("--step", choices=["all", "services", "docker"], default="all")
     parser.add_argument("--docker-clients", type=int, default=8)
-    parser.add_argument("--docker-ops", type=int, default=30, help="mixed ops per client")
+    parser.add_argument("--docker-ops", type=int, default=60, help="mixed ops per client")
     parser.add_argument("--kills", type=int, default=4, help="dockerd SIGKILLs")
     args = parser.parse_args()
     failures = []
