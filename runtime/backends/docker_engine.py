@@ -83,6 +83,11 @@ def _stale_task(error: APIError) -> bool:
     return (error.status_code or 0) >= 500 and "already exists" in _engine_message(error)
 
 
+def _being_removed(error: APIError) -> bool:
+    """Someone (a concurrent replacement) is removing the container being started."""
+    return error.status_code == 409 and "marked for removal" in _engine_message(error)
+
+
 def _tls_config(credentials: dict[str, str]) -> tuple[TLSConfig, Path]:
     """The SDK (and the `ssl` module under it) wants files: the PEM texts go to a new
     private directory (mkdtemp: mode 0700, a name no one can guess or prepare), each
@@ -164,30 +169,42 @@ class DockerBackend:
         return self._call(lambda client: self._start(client, spec))
 
     def _start(self, client: docker.DockerClient, spec: WorkloadSpec) -> WorkloadState:
-        container = self._find(client, spec.name) or self._create(client, spec)
-        if container.status == "created":
-            # Only a container that never ran is started: a retried start of one that
-            # already ran and exited must not run it twice.
+        # A few rounds at most: each one that does not end waited for a container of
+        # this name to go away, which a concurrent start may have replaced.
+        for _ in range(3):
+            container = self._find(client, spec.name) or self._create(client, spec)
+            if container.status in ("removing", "dead"):
+                self._await_removal(client, container.id)
+                continue
+            if container.status != "created":
+                # Only a container that never ran is started: a retried start of one
+                # that already ran and exited must not run it twice.
+                return _state_of(container)
             try:
                 container.start()
             except APIError as error:
-                if not _stale_task(error):
-                    # The engine answered: what it refused to start (a program that does
-                    # not exist, a device it cannot give) will be refused again, whatever
-                    # the status code (20.10 answers 500 for OCI runtime errors).
+                if _stale_task(error):
+                    self._remove_stale(client, container, spec)
+                elif _being_removed(error):
+                    self._await_removal(client, container.id)
+                else:
+                    # The engine answered: what it refused to start (a program that
+                    # does not exist, a device it cannot give) will be refused again,
+                    # whatever the status code (20.10 answers 500 for OCI runtime errors).
                     raise WorkloadRejected(_engine_message(error)) from error
-                container = self._replace(client, container, spec)
+                continue
             container.reload()
-        return _state_of(container)
+            return _state_of(container)
+        raise RuntimeUnavailable(f"Container {spec.name} kept being replaced; try again.")
 
-    def _replace(self, client: docker.DockerClient, stale: Container, spec: WorkloadSpec):
-        """A new container for one whose start the engine can never carry out.
+    def _remove_stale(self, client: docker.DockerClient, stale: Container, spec: WorkloadSpec):
+        """Remove a container whose start the engine can never carry out.
 
         dockerd killed between containerd's task creation and its start leaves the task
         behind, and 20.10 answers every later start with "task ...: already exists"
-        (moby/moby#44399). That container never ran, so a new one of the same name
-        replaces it. The old one is removed by id: a concurrent start that replaced it
-        first keeps its new container.
+        (moby/moby#44399). That container never ran: it is removed, by id, and the next
+        round makes a new one of the same name (or finds the one a concurrent start
+        made: removing by id never touches it).
         """
         logger.warning(
             "replacing a container whose start the engine cannot finish",
@@ -200,15 +217,21 @@ class DockerBackend:
         except APIError as error:
             if error.status_code != 409:  # 409: its removal is already in progress
                 raise
-        container = self._find(client, spec.name)
-        if container is None or container.id == stale.id:
-            container = self._create(client, spec)
-        if container.status == "created":
+            self._await_removal(client, stale.id)
+
+    def _await_removal(self, client: docker.DockerClient, container_id: str) -> None:
+        """Wait until the engine has removed a container that it is removing (a
+        concurrent replacement, or a removal a crash interrupted, which dockerd finishes
+        when it starts again)."""
+        deadline = time.monotonic() + self.timeout
+        while True:
             try:
-                container.start()
-            except APIError as error:
-                raise WorkloadRejected(_engine_message(error)) from error
-        return container
+                client.api.inspect_container(container_id)
+            except NotFound:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeUnavailable(f"Container {container_id[:12]} is never removed.")
+            time.sleep(0.05)
 
     def _find(self, client: docker.DockerClient, name: str) -> Container | None:
         try:
