@@ -57,7 +57,7 @@ class DockerFaultShape:
     ops: int = 60  # per client: creates and completes/fails/cancels, mixed
     kills: int = 4
     down_seconds: float = 2.0
-    seed: int = 3
+    seed: int = 2
 
 
 @dataclass

@@ -83,7 +83,9 @@ def docker_step(args: argparse.Namespace) -> list[str]:
     from devtools.bench.stack import Stack
     from runtime.tests.engines import DockerEngine
 
-    shape = DockerFaultShape(clients=args.docker_clients, ops=args.docker_ops, kills=args.kills)
+    shape = DockerFaultShape(
+        clients=args.docker_clients, ops=args.docker_ops, kills=args.kills, seed=args.seed
+    )
     # Its own Redis (a private redis-server in the stack's directory), its own database.
     config = replace(
         _common.stack_config(args),
