@@ -5,9 +5,8 @@ dockerd (`runtime/tests/engines.py`, in the stack's directory) and two clusters 
 Several clients create, complete, fail and cancel short workloads (`sleep 1..5` in the
 busybox test image) while a fault thread, `kills` times: waits until the engine holds a
 labelled container that was created and not yet started (a start in flight between the
-engine's create and its start), SIGKILLs dockerd (alternately alone, so that the next
-dockerd finds its containerd and the tasks it kept, and with its containerd), keeps it
-down `down_seconds`, and restarts it. After each restart, and at the end, the labelled
+engine's create and its start), SIGKILLs dockerd (its containerd dies with it; the
+containers' shims live on), keeps it down `down_seconds`, and restarts it. After each restart, and at the end, the labelled
 containers are counted per deployment (a duplicate is two for one deployment).
 
 The end: the load over, every deployment of the Docker clusters finished (their
@@ -171,17 +170,13 @@ def _kill_during_starts(
         starting = _count(
             stack, "select count(*) from deployments_deployment where status = 'starting'"
         )
-        # Alternately dockerd alone (the next one finds its containerd running, with the
-        # tasks it kept) and dockerd with its containerd (the whole engine).
-        with_containerd = number % 2 == 0
-        engine.kill(containerd=with_containerd)
+        engine.kill()  # containerd dies with it; the containers' shims live on
         began = time.monotonic()
         time.sleep(shape.down_seconds)  # the outage itself, not a wait for anything
         engine.start()
         down = time.monotonic() - began
         line = (
-            f"SIGKILLed dockerd{' and its containerd' if with_containerd else ' alone'} "
-            f"({number} of {shape.kills}) with "
+            f"SIGKILLed dockerd ({number} of {shape.kills}) with "
             f"the container(s) of deployment(s) {in_flight} created and not yet started, "
             f"{starting} deployment(s) starting in the database; restarted it, "
             f"{down:.1f} s down"

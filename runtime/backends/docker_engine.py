@@ -79,8 +79,13 @@ def _engine_message(error: APIError) -> str:
 
 
 def _stale_task(error: APIError) -> bool:
-    """The engine's own leftover of a start it never finished (see `_replace`)."""
-    return (error.status_code or 0) >= 500 and "already exists" in _engine_message(error)
+    """The engine's own leftover of a start it never finished (see `_remove_stale`):
+    containerd kept the task ("task ...: already exists") or runc its container ("id
+    already in use")."""
+    message = _engine_message(error)
+    return (error.status_code or 0) >= 500 and (
+        "already exists" in message or "id already in use" in message
+    )
 
 
 def _being_removed(error: APIError) -> bool:
@@ -202,7 +207,7 @@ class DockerBackend:
 
         dockerd killed between containerd's task creation and its start leaves the task
         behind, and 20.10 answers every later start with "task ...: already exists"
-        (moby/moby#44399). That container never ran: it is removed, by id, and the next
+        (moby/moby#44399), or "id already in use" when runc kept the container. That container never ran: it is removed, by id, and the next
         round makes a new one of the same name (or finds the one a concurrent start
         made: removing by id never touches it).
         """

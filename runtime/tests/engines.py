@@ -33,6 +33,23 @@ RUN ["/bin/busybox", "--install", "-s", "/bin"]
 CMD ["/bin/sh"]
 """
 
+# runc for a gated engine: while the gate is closed, `start` waits for it to open and then
+# fails without starting anything (the start that a crash cut off never reached runc).
+_GATED_RUNC = """#!/bin/sh
+for arg in "$@"; do
+    [ "$arg" = start ] && starting=yes
+    container=$arg
+done
+if [ "$starting" = yes ] && [ -e {directory}/gate-closed ]; then
+    echo "$container" > {directory}/gate-waiting.new
+    mv {directory}/gate-waiting.new {directory}/gate-waiting
+    while [ -e {directory}/gate-closed ]; do sleep 0.05; done
+    rm -f {directory}/gate-waiting
+    exit 1
+fi
+exec runc "$@"
+"""
+
 
 @dataclass(frozen=True)
 class TlsFiles:
@@ -85,6 +102,8 @@ class DockerEngine:
 
     directory: Path
     tls: TlsFiles | None = None
+    # Containers run through `runc-gated` (`_GATED_RUNC`): see `close_gate`.
+    gated: bool = False
     process: subprocess.Popen | None = None
     _listener: socket.socket | None = None
 
@@ -112,6 +131,11 @@ class DockerEngine:
         log = (d / "dockerd.log").open("ab")
         command = ["dockerd"]
         pass_fds: tuple[int, ...] = ()
+        if self.gated:
+            wrapper = d / "runc-gated"
+            wrapper.write_text(_GATED_RUNC.format(directory=d))
+            wrapper.chmod(0o755)
+            command += [f"--add-runtime=gated={wrapper}", "--default-runtime=gated"]
         if self.tls is not None:
             if self._listener is None:
                 self._listener = socket.socket()
@@ -162,31 +186,45 @@ class DockerEngine:
                 time.sleep(0.1)
         raise RuntimeError(f"dockerd did not answer in {timeout}s; see {d / 'dockerd.log'}")
 
-    def kill(self, *, containerd: bool = True) -> None:
-        """SIGKILL to dockerd and, unless told otherwise, the containerd it runs, as a
-        crash of the engine would.
-
-        dockerd starts containerd in a process group of its own, so killing dockerd's
-        group leaves containerd running; it is killed by the pid in its pid file. Left
-        running (`containerd=False`: dockerd alone crashed), the next dockerd finds it by
-        that pid file and uses it again, with the tasks it kept.
-        """
+    def kill(self) -> None:
+        """SIGKILL to dockerd, as a crash of the engine would. Its containerd (in a
+        process group of its own) dies with it: dockerd starts it with SIGKILL as its
+        parent-death signal. The containers' shims live on."""
         if self.process is None:
             return
-        pid_file = self.directory / "exec" / "containerd" / "containerd.pid"
         os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
         self.process = None
-        if containerd and pid_file.exists():
-            with contextlib.suppress(ProcessLookupError, ValueError):
-                os.kill(int(pid_file.read_text()), signal.SIGKILL)
-            # Its parent gone, it lingers as a zombie nobody reaps here (no init that
-            # does): a pid file naming it would make the next dockerd wait for it.
-            pid_file.unlink()
+        # containerd lingers as a zombie nobody reaps here (no init that does): a pid
+        # file naming it would make the next dockerd wait for it, and fail.
+        (self.directory / "exec" / "containerd" / "containerd.pid").unlink(missing_ok=True)
+
+    def close_gate(self) -> None:
+        """From now on a container's `runc start` waits until `open_gate`, then fails:
+        containerd has created the task, dockerd waits for its start (a start in flight
+        between the task's creation and its start)."""
+        (self.directory / "gate-closed").touch()
+
+    def gate_waiting(self) -> str:
+        """The id of the container whose `runc start` waits at the gate, or ''.
+
+        (Asking dockerd would wait: it holds the container while it starts it.)"""
+        with contextlib.suppress(FileNotFoundError):
+            return (self.directory / "gate-waiting").read_text().strip()
+        return ""
+
+    def open_gate(self) -> None:
+        (self.directory / "gate-closed").unlink()
+
+    def gated_start_over(self) -> bool:
+        """No `runc start` waits at the gate any more (it gave up, or containerd killed
+        it when the dockerd that asked for it died)."""
+        return not _processes_naming(self.directory / "runc-gated")
 
     def stop(self) -> None:
         if self.process is None:
             return
+        (self.directory / "gate-closed").unlink(missing_ok=True)
         client = self.client()
         for container in client.containers.list(all=True):
             container.remove(force=True)

@@ -1,7 +1,11 @@
-"""dockerd killed while a start is in flight, deterministically: the runtime talks to the
-engine through a proxy (runtime/tests/engines.py) that lets the engine carry out a start
-and keeps its answer from the service; dockerd and its containerd are SIGKILLed at that
-moment, while the service still waits for the answer, and restarted."""
+"""dockerd killed while a start is in flight, deterministically, at two points:
+
+- the engine has carried out the start and the service still waits for the answer (a
+  proxy in front of the engine's socket keeps the answer; runtime/tests/engines.py):
+  dockerd and its containerd are SIGKILLed, and restarted;
+- containerd has created the container's task and its start has not reached runc (a
+  runc wrapper holds `runc start`): dockerd (and with it its containerd) is SIGKILLed;
+  the task lives on in its shim, and the next containerd finds it again."""
 
 from __future__ import annotations
 
@@ -57,24 +61,30 @@ def poll(condition: Callable[[], T], what: str, timeout: float = 30) -> T:
     return value
 
 
+def cluster_on_engine(endpoint: str) -> Cluster:
+    runtime = runtime_add(
+        spec=RuntimeSpec(
+            name=f"crash-{uuid.uuid4().hex[:6]}",
+            kind="docker",
+            endpoint=endpoint,
+            options={"network": "none", "pull": "never"},
+            credentials={},
+        )
+    )
+    cluster = ClusterFactory(capacity_cpu=8000, capacity_ram_mb=4096, capacity_gpu=0)
+    Cluster.objects.filter(pk=cluster.pk).update(runtime=runtime)
+    cluster.refresh_from_db()
+    return cluster
+
+
 def test_dockerd_killed_while_a_start_is_in_flight(tmp_path_factory, settings):
     engine = DockerEngine(tmp_path_factory.mktemp("dockerd-midstart"))
     engine.start()
     proxy = EngineProxy(engine.directory, engine.socket)
     try:
         engine.build_test_image()
-        runtime = runtime_add(
-            spec=RuntimeSpec(
-                name="midstart",
-                kind="docker",
-                endpoint=proxy.endpoint,
-                options={"network": "none", "pull": "never"},
-                credentials={},
-            )
-        )
-        cluster = ClusterFactory(capacity_cpu=8000, capacity_ram_mb=4096, capacity_gpu=0)
-        Cluster.objects.filter(pk=cluster.pk).update(runtime=runtime)
-        cluster.refresh_from_db()
+        cluster = cluster_on_engine(proxy.endpoint)
+        runtime = cluster.runtime
         before = [submit(cluster, ["sleep", "60"], name=f"before{i}") for i in range(2)]
         client = engine.client()
         label = f"{INSTALLATION_LABEL}={installation_id()}"
@@ -146,4 +156,49 @@ def test_dockerd_killed_while_a_start_is_in_flight(tmp_path_factory, settings):
         assert audit_runtimes() == []
     finally:
         proxy.close()
+        engine.stop()
+
+
+def test_dockerd_killed_after_containerd_created_the_task(tmp_path_factory, settings, caplog):
+    engine = DockerEngine(tmp_path_factory.mktemp("dockerd-task"), gated=True)
+    engine.start()
+    try:
+        engine.build_test_image()
+        cluster = cluster_on_engine(engine.endpoint)
+        engine.close_gate()
+        submitted: list[Deployment] = []
+
+        def start_one() -> None:
+            try:
+                submitted.append(submit(cluster, ["sleep", "60"]))
+            finally:
+                connection.close()
+
+        submitter = threading.Thread(target=start_one)
+        submitter.start()
+        stale = poll(engine.gate_waiting, "the task created, its start waiting")
+        engine.kill()
+        submitter.join(timeout=60)
+        assert not submitter.is_alive()
+        [deployment] = submitted
+        deployment.refresh_from_db()
+        assert deployment.status == Status.STARTING
+        # The start that dockerd had asked for never happens; the task stays created.
+        engine.open_gate()
+        poll(engine.gated_start_over, "the gated start over")
+        engine.start()
+        settings.RUNTIME_BREAKER_RESET_SECONDS = 0
+        forget_breakers()
+        run_runtime_work(cluster_id=cluster.pk)
+
+        deployment.refresh_from_db()
+        # dockerd 20.10 answers every start of that container "task ...: already exists"
+        # (moby/moby#44399); it never ran, so the backend replaced it.
+        assert deployment.status == Status.RUNNING, deployment.status_reason
+        [container] = engine.client().containers.list(all=True)
+        assert container.name == workload_name(deployment.pk)
+        assert container.id != stale and container.status == "running"
+        assert "replacing a container whose start the engine cannot finish" in caplog.text
+        assert audit_runtimes() == []
+    finally:
         engine.stop()
