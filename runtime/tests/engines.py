@@ -241,6 +241,10 @@ class DockerEngine:
         for pid in _processes_naming(self.directory):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        # And the root file system a killed shim's container kept mounted, deepest first,
+        # so that the directory can be removed.
+        for mount_point in sorted(_mounts_under(self.directory), reverse=True):
+            subprocess.run(["umount", mount_point], check=False, capture_output=True)
         if self._listener is not None:
             self._listener.close()
             self._listener = None
@@ -263,6 +267,12 @@ def _processes_naming(directory: Path) -> list[int]:
                 if needle in (entry / "cmdline").read_bytes():
                     found.append(int(entry.name))
     return found
+
+
+def _mounts_under(directory: Path) -> list[str]:
+    prefix = f"{directory}/"
+    mounts = Path("/proc/self/mounts").read_text().splitlines()
+    return [line.split()[1] for line in mounts if line.split()[1].startswith(prefix)]
 
 
 def build_test_image(client: docker.DockerClient) -> str:
