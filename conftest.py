@@ -93,6 +93,13 @@ def _no_runtime_watcher(settings):
 
 
 @pytest.fixture(autouse=True)
+def _no_reasons_refresh(settings):
+    """No delayed passes refreshing queue reasons behind a test's back (a timer thread
+    without Redis): tests of the refresh turn it on."""
+    settings.SCHEDULER_REASONS_SECONDS = 0
+
+
+@pytest.fixture(autouse=True)
 def _in_process_scheduling(request, settings):
     """Passes run in-process after commit (the embedded mode) unless a test is marked
     `rq`, which exercises the real queue and a real worker instead."""

@@ -116,6 +116,13 @@ class Deployment(models.Model):
                 condition=Q(status="queued"),
                 name="deployment_queued_size",
             ),
+            # Which queued deployments hold a starvation reservation: the oldest
+            # (scheduler/incremental.py).
+            models.Index(
+                fields=["cluster", "queued_at"],
+                condition=Q(status="queued"),
+                name="deployment_queued_age",
+            ),
         ]
         constraints = [
             models.CheckConstraint(

@@ -152,6 +152,10 @@ SCHEDULER_MERGE_WINDOW_MS = env.int("SCHEDULER_MERGE_WINDOW_MS", default=500)
 # How often rq's scheduler (`rqworker --with-scheduler`) moves due deferred passes to the
 # queue: a deferred pass runs at most this much after its window ends.
 SCHEDULER_POLL_MS = env.int("SCHEDULER_POLL_MS", default=50)
+# A change decided without a pass over the whole queue (scheduler/incremental.py) leaves
+# the other waiting deployments' reasons stale: a pass rewrites them this many seconds
+# later, at most once per cluster per interval (0: not at all; docs/scheduling.md).
+SCHEDULER_REASONS_SECONDS = env.float("SCHEDULER_REASONS_SECONDS", default=5)
 
 # --- Bounds on the work one request or one member can cause (docs/operations.md) ------------
 # Items in one deployment's `depends_on`, checked before the items themselves.

@@ -19,7 +19,7 @@ from deployments.services import dependencies_resolve_all, dependencies_sweep
 from hypervisor.requestid import job_meta, restored_from_job
 from runtime.models import Runtime
 from scheduler.lifecycle import reconcile_runtime
-from scheduler.merging import PENDING_KEY, redis_connection
+from scheduler.merging import PENDING_KEY, PENDING_TTL_SECONDS, REASONS_KEY, redis_connection
 from scheduler.runtimework import (
     WATCH_KEY,
     clear_pending,
@@ -117,6 +117,19 @@ def _defer(*, cluster_id: int, cause: str, delay_ms: int) -> None:
             raise
 
     transaction.on_commit(enqueue)
+
+
+def reasons_refresh_job(cluster_id: int) -> dict:
+    """A refresh of the cluster's queue reasons is due (`triggers.request_reasons_refresh`):
+    ask for its pass as any change does, merged with one already waiting."""
+    with restored_from_job():
+        connection = redis_connection()
+        connection.delete(REASONS_KEY.format(cluster_id=cluster_id))
+        pending = PENDING_KEY.format(cluster_id=cluster_id)
+        if not connection.set(pending, "1", nx=True, ex=PENDING_TTL_SECONDS):
+            return {"cluster_id": cluster_id, "merged": True}  # a pass is on its way
+    # Holding the pending key, as the job that a request enqueues does.
+    return schedule_cluster_job(cluster_id)
 
 
 def dependencies_sweep_job(organization_id: int, after_pk: int) -> None:

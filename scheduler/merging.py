@@ -18,3 +18,7 @@ def redis_connection():
     """One client (and connection pool) per process: django_rq's `get_connection` builds a
     new pool, hence a new TCP connection, on every call. redis-py's pool is fork-safe."""
     return django_rq.get_connection("default")
+
+
+# Set while a refresh of the cluster's queue reasons is due (scheduler.triggers).
+REASONS_KEY = "hv:reasons-due:{cluster_id}"

@@ -50,6 +50,9 @@ class PassResult:
     waiting: int = 0
     # (priority, seconds from queued_at to start) of each deployment started.
     waits: list[tuple[int, float]] = field(default_factory=list)
+    # How it was decided: "pass" (the whole queue), or by scheduler.incremental:
+    # "arrival" (a create placed alone), "bounded" (the deployments that could use the room).
+    path: str = "pass"
 
     @property
     def changed(self) -> bool:
@@ -117,7 +120,7 @@ def _schedule_cluster_once(*, cluster_id: int, cause: str) -> PassResult:
         rows = lock_schedulable(cluster_id)  # lock order step 2
         now = timezone.now()
         plan = planner.plan(snapshot_of(cluster, rows, now=now))
-        _apply(cluster, rows, plan, now=now, cause=cause)
+        apply_plan(cluster, rows, plan, now=now, cause=cause)
         if cluster.runtime_id is not None and any(r.status in _RUNTIME_WORK for r in rows):
             # On commit, outside the locks: the runtime starts and stops them.
             request_runtime_work(cluster_id=cluster_id)
@@ -156,10 +159,11 @@ def _start_reason(start: planner.Start, cause: str) -> str:
     return f"started in the room made by {cause}" if cause else FITS_REASON
 
 
-def _apply(cluster: Cluster, rows: list[DeploymentRow], plan: Plan, *, now, cause: str) -> None:
+def apply_plan(cluster: Cluster, rows: list[DeploymentRow], plan: Plan, *, now, cause: str) -> None:
     """Write the plan through the state machine's bulk form, then the queue reasons
     (one UPDATE per distinct new reason: a pass changes few, and identical situations
-    share a sentence)."""
+    share a sentence). `rows`: every room-holding row of the cluster and every row the
+    plan names, locked (`scheduler.incremental` plans over part of the queue)."""
     by_id = {d.id: d for d in rows}
     lifecycle = lifecycle_of(cluster)
     if lifecycle == Lifecycle.RUNTIME:

@@ -12,17 +12,21 @@ the cluster lock inside someone else's transaction:
 from __future__ import annotations
 
 import logging
+import math
+import threading
+from datetime import timedelta
 
 import django_rq
 from django.conf import settings
 from django.db import DatabaseError, transaction
+from django.db import connection as db_connection
 from redis.exceptions import RedisError
 
 from deployments.services import dependencies_sweep
 from hypervisor.requestid import job_meta
-from scheduler.incremental import decide_without_pass
-from scheduler.jobs import dependencies_sweep_job, schedule_cluster_job
-from scheduler.merging import PENDING_KEY, PENDING_TTL_SECONDS, redis_connection
+from scheduler.incremental import Decision, decide_without_pass
+from scheduler.jobs import dependencies_sweep_job, reasons_refresh_job, schedule_cluster_job
+from scheduler.merging import PENDING_KEY, PENDING_TTL_SECONDS, REASONS_KEY, redis_connection
 from scheduler.services import schedule_cluster
 
 logger = logging.getLogger(__name__)
@@ -46,13 +50,61 @@ def request_schedule(
 
 def _decide_or_dispatch(*, cluster_id: int, cause: str, arrival: int | None) -> None:
     try:
-        decided = decide_without_pass(cluster_id=cluster_id, arrival=arrival)
+        decision = decide_without_pass(cluster_id=cluster_id, arrival=arrival, cause=cause)
     except DatabaseError:
         # The change has committed: leave the decision to a pass rather than fail it.
         logger.warning("deciding without a pass failed; asking for one", exc_info=True)
-        decided = False
-    if not decided:
+        decision = Decision.NEEDS_PASS
+    if decision == Decision.NEEDS_PASS:
         dispatch_schedule(cluster_id=cluster_id, cause=cause)
+    elif decision == Decision.DECIDED:
+        request_reasons_refresh(cluster_id=cluster_id)
+
+
+# Clusters with an in-process refresh timer pending (embedded mode: no Redis).
+_refreshing: set[int] = set()
+_refreshing_lock = threading.Lock()
+
+
+def request_reasons_refresh(*, cluster_id: int) -> None:
+    """Rewrite the cluster's queue reasons within `SCHEDULER_REASONS_SECONDS` (0: never)
+    with a pass, after a decision without one left some stale. Coalesced: while a refresh
+    is due, further requests join it, so a cluster gets at most one per that interval.
+
+    With Redis, an rq scheduled job (`reasons_refresh_job`) that then asks for a merged
+    pass as any change does (the merge window applies); without, a daemon timer in this
+    process. Never a sleep."""
+    seconds = settings.SCHEDULER_REASONS_SECONDS
+    if seconds <= 0:
+        return
+    if settings.USE_RQ:
+        try:
+            connection = redis_connection()
+            key = REASONS_KEY.format(cluster_id=cluster_id)
+            # Lives past the job's due time: a job lost on the way blocks refreshes that long.
+            if connection.set(key, "1", nx=True, ex=math.ceil(seconds) + PENDING_TTL_SECONDS):
+                django_rq.get_queue("default", connection=connection).enqueue_in(
+                    timedelta(seconds=seconds), reasons_refresh_job, cluster_id, meta=job_meta()
+                )
+            return
+        except RedisError:
+            logger.warning("redis unavailable; refreshing reasons in-process")
+    with _refreshing_lock:
+        if cluster_id in _refreshing:
+            return
+        _refreshing.add(cluster_id)
+    timer = threading.Timer(seconds, _refresh_in_process, args=(cluster_id,))
+    timer.daemon = True
+    timer.start()
+
+
+def _refresh_in_process(cluster_id: int) -> None:
+    with _refreshing_lock:
+        _refreshing.discard(cluster_id)  # before the pass: a change during it asks again
+    try:
+        schedule_cluster(cluster_id=cluster_id, cause="")
+    finally:
+        db_connection.close()  # this thread's own connection
 
 
 def dispatch_schedule(*, cluster_id: int, cause: str = "") -> None:

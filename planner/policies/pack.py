@@ -13,6 +13,12 @@ happens only when the search is not exact (a long queue, or its node budget spen
 may also run more by breaking pack's rule: preempting for one start at a time, it can
 stop two deployments where, jointly, the higher-priority work needs one, and start work
 of its own priority in the room left; pack does not.
+
+A waiting deployment that could not start in any plan (its request does not fit in the
+capacity minus the non-preemptible running work) and holds no starvation reservation
+plays no part: it is left out of the search and does not count as a choice. So the plan
+is the same with or without such deployments in the snapshot, which is what lets
+``scheduler.incremental`` plan over only the deployments that could use the room.
 """
 
 from __future__ import annotations
@@ -25,7 +31,8 @@ from planner.packsearch import Item, Level, Problem, solve
 def plan(snapshot: ClusterSnapshot) -> Plan:
     fifo = Engine(snapshot)
     fifo.settle()
-    if not fifo.has_choices():
+    reach = _reach(fifo)
+    if not any(_contends(job, reach) for job in fifo.waiting):
         return fifo.result()
     packed = Engine(snapshot, like=fifo)
     problem, in_play = search_problem(packed)
@@ -42,18 +49,20 @@ def search_problem(engine: Engine) -> tuple[Problem, frozenset[int]]:
 
     Running work that no waiting deployment outranks, and non-preemptible work, runs
     whatever the plan: it only takes room. Requests beyond the capacity are left out:
-    they can never run.
+    they can never run, and so are those that could not start even with every preemptible
+    deployment stopped, unless they hold a starvation reservation (see the module).
     """
-    top = max(job.priority for job in engine.waiting if job.possible)
+    reach = _reach(engine)
+    contenders = [job for job in engine.waiting if _contends(job, reach)]
+    top = max((job.priority for job in contenders), default=-1)
     in_play = [j for j in engine.running.values() if j.preemptible and j.priority < top]
     fixed = [j for j in engine.running.values() if not (j.preemptible and j.priority < top)]
     room = minus(engine.cap, total(fixed))
     by_level: dict[int, tuple[list[Job], list[Job]]] = {}
     for job in sorted(in_play, key=lambda j: (j.started_at, j.id)):  # earliest first
         by_level.setdefault(job.priority, ([], []))[0].append(job)
-    for job in engine.waiting:  # in order of consideration already
-        if job.possible:
-            by_level.setdefault(job.priority, ([], []))[1].append(job)
+    for job in contenders:  # in order of consideration already
+        by_level.setdefault(job.priority, ([], []))[1].append(job)
     levels = tuple(
         Level(
             priority=priority,
@@ -70,6 +79,19 @@ def search_problem(engine: Engine) -> tuple[Problem, frozenset[int]]:
     )
     problem = Problem(capacity=engine.cap, room=room, levels=levels)
     return problem, frozenset(j.id for j in in_play)
+
+
+def _reach(engine: Engine) -> tuple[int, int, int]:
+    """The most room any plan could give a waiting deployment: the capacity minus the
+    non-preemptible work that ran before the plan (no plan stops it)."""
+    fixed = [j for j in engine.initial_running.values() if not j.preemptible]
+    return minus(engine.cap, total(fixed))
+
+
+def _contends(job: Job, reach: tuple[int, int, int]) -> bool:
+    """Whether a waiting deployment plays a part in the search: it could start in some
+    plan, or it holds a starvation reservation (it may hold room even if it cannot)."""
+    return fits(job.request, reach) or (job.starving and job.possible)
 
 
 def target(engine: Engine, chosen: frozenset[int], in_play: frozenset[int]) -> Target:

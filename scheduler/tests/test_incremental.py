@@ -1,18 +1,25 @@
 """The shortcuts of scheduler/incremental.py decide exactly what the full planner would.
 
 A hypothesis state machine plays one random stream of events on two twin clusters of
-PostgreSQL: the services (creates placed at once when certain, completions and
-cancellations that skip the pass when nothing could start) on one, and on the other the
-reference: the same change written plainly, then a full pass after every event. After
-each event both hold the same deployments in the same statuses, and the full planner
-has nothing left to do on the first.
+PostgreSQL: the services (creates placed at once when certain, changes after which
+nothing could start decided without a pass, the others planned over the deployments that
+could use the room) on one, and on the other the reference: the same change written
+plainly, then a full pass after every event. Both policies, priorities 0 to 3, preemptible
+or not, and starvation limits of none, 0 s (everything waiting reserves) and an hour
+(the deployments the stream "ages" reserve). After each event both hold the same
+deployments in the same statuses with the same preemption counts, and the full planner
+has nothing left to do on the first. Which way each event was decided is counted, and
+the run must have taken every one.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from datetime import timedelta
+
 import pytest
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.dispatch import receiver
 from django.utils import timezone
 from hypothesis import HealthCheck, settings
@@ -33,6 +40,8 @@ from deployments.models import Deployment, Status
 from deployments.services import Action, DeploymentSpec, deployment_act, deployment_create
 from deployments.tests.factories import DeploymentFactory, RunningDeploymentFactory
 from hypervisor.resources import Resources
+from hypervisor.tests.hypothesis_profiles import scaled
+from scheduler import incremental
 from scheduler.services import PassResult, pass_finished, schedule_cluster, snapshot_of
 from scheduler.tests.guarantees import all_violations, capacity_violations
 
@@ -45,6 +54,7 @@ requests = st.builds(
     gpu=st.sampled_from([0, 0, 0, 1]),
 )
 IMAGE = "registry.example.com/team/job:1"
+AGE = timedelta(hours=2)  # past the hour-long limit: the deployment reserves
 FINAL = {
     Action.COMPLETE: Status.COMPLETED,
     Action.FAIL: Status.FAILED,
@@ -53,12 +63,31 @@ FINAL = {
 
 
 class TwinClusters(RuleBasedStateMachine):
+    # How each event on the services' cluster was decided, over the whole run: "none" (no
+    # plan at all: nothing could start), or PassResult.path of what ran.
+    paths: Counter = Counter()
+
     def __init__(self) -> None:
         super().__init__()
         self.actor = UserFactory()
         self.pairs: list[tuple[int, int]] = []  # (on the services' cluster, on the reference)
+        self.seen: list[PassResult] = []
+        pass_finished.connect(self._record, weak=False, dispatch_uid="twin-clusters")
 
-    @initialize(policy=st.sampled_from(["fifo", "pack"]), starvation=st.sampled_from([None, 0]))
+    def _record(self, sender, result: PassResult, **kwargs) -> None:
+        if result.cluster_id == self.cluster.pk:
+            self.seen.append(result)
+
+    def _count(self, before: int) -> None:
+        results = self.seen[before:]
+        TwinClusters.paths[results[0].path if results else "none"] += 1
+
+    def teardown(self) -> None:
+        pass_finished.disconnect(dispatch_uid="twin-clusters")
+
+    @initialize(
+        policy=st.sampled_from(["fifo", "pack"]), starvation=st.sampled_from([None, 0, 3600])
+    )
     def new_clusters(self, policy: str, starvation: int | None) -> None:
         shape = {
             "capacity_cpu": 4000,
@@ -78,7 +107,9 @@ class TwinClusters(RuleBasedStateMachine):
             priority=priority,
             preemptible=preemptible,
         )
+        before = len(self.seen)
         mine = deployment_create(actor=self.actor, cluster=self.cluster, spec=spec)
+        self._count(before)
         theirs = Deployment.objects.create(
             cluster=self.reference,
             name="twin",
@@ -104,11 +135,30 @@ class TwinClusters(RuleBasedStateMachine):
         allowed = {Status.RUNNING} if action != Action.CANCEL else {Status.QUEUED, Status.RUNNING}
         if reference.status not in allowed:
             return
+        before = len(self.seen)
         deployment_act(actor=self.actor, deployment_id=mine, action=action)
+        self._count(before)
         Deployment.objects.filter(pk=theirs).update(
             status=FINAL[action], finished_at=timezone.now()
         )
         schedule_cluster(cluster_id=self.reference.pk)  # recomputes the allocation too
+
+    @rule(data=st.data())
+    def age(self, data: st.DataObject) -> None:
+        """Time passes for one queued deployment: it has waited two hours. Nothing asks
+        for a pass when time passes (the safety net's pass finds the new reservations):
+        both twins get one."""
+        queued = [
+            (mine, theirs)
+            for mine, theirs in self.pairs
+            if Deployment.objects.filter(pk=theirs, status=Status.QUEUED).exists()
+        ]
+        if not queued:
+            return
+        pair = data.draw(st.sampled_from(queued))
+        Deployment.objects.filter(pk__in=pair).update(queued_at=F("queued_at") - AGE)
+        schedule_cluster(cluster_id=self.cluster.pk)
+        schedule_cluster(cluster_id=self.reference.pk)
 
     @invariant()
     def same_outcome_as_a_pass_after_every_event(self) -> None:
@@ -141,15 +191,20 @@ def _full_plan(cluster) -> planner.Plan:
 
 
 def test_shortcuts_decide_what_a_full_pass_after_every_event_decides():
+    TwinClusters.paths.clear()
     run_state_machine_as_test(
         TwinClusters,
         settings=settings(
-            max_examples=20,
-            stateful_step_count=20,
+            max_examples=scaled(30),
+            stateful_step_count=30,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow],
         ),
     )
+    print(f"events by the way they were decided: {dict(TwinClusters.paths)}")
+    # The run exercised every way: no plan, an arrival placed alone, a plan over the
+    # deployments that could use the room, and the full pass where none applies.
+    assert set(TwinClusters.paths) == {"none", "arrival", "bounded", "pass"}
 
 
 # --- the shortcuts are taken where they are certain ---------------------------------------
@@ -205,15 +260,48 @@ def test_an_arrival_that_fits_starts_without_a_pass_over_the_queue(passes):
     assert late.status_reason == entry.reason
 
 
-def test_an_arrival_behind_a_reservation_or_a_startable_queue_gets_a_pass(passes):
+def test_an_arrival_behind_a_startable_queue_is_planned_with_what_could_use_the_room(passes):
     cluster = ClusterFactory(capacity_cpu=4000, capacity_gpu=0, starvation_after_seconds=0)
-    RunningDeploymentFactory(cluster=cluster, cpu=3000, priority=0)  # preemptible
-    DeploymentFactory(cluster=cluster, cpu=2000, priority=5)  # could preempt it
+    victim = RunningDeploymentFactory(cluster=cluster, cpu=3000, priority=0)  # preemptible
+    preemptor = DeploymentFactory(cluster=cluster, cpu=2000, priority=5)  # could preempt it
 
     created = deployment_create(actor=UserFactory(), cluster=cluster, spec=_spec(1000))
 
-    # The full pass ran and decided for the whole queue.
-    assert passes and passes[0].waiting >= 1
+    # Not alone (a reservation, and a queue that could start): planned over the
+    # deployments that could use the room, which here is all of them.
+    assert [(p.path, p.started, p.preempted) for p in passes] == [
+        ("bounded", [preemptor.pk], [(victim.pk, preemptor.pk)])
+    ]
     assert not _full_plan(cluster).changed
     created.refresh_from_db()
-    assert created.status in (Status.QUEUED, Status.RUNNING)
+    assert created.status == Status.QUEUED  # the victim, back first, reserves the room
+
+
+def test_a_completion_reads_only_the_deployments_that_could_use_the_room(passes):
+    cluster = ClusterFactory(capacity_cpu=4000, capacity_gpu=0, policy="fifo")
+    RunningDeploymentFactory(cluster=cluster, cpu=1000, preemptible=False)
+    done = RunningDeploymentFactory(cluster=cluster, cpu=2000, preemptible=False)
+    far = DeploymentFactory.create_batch(
+        30, cluster=cluster, cpu=4000, status_reason="needs 4 CPU, 1 free"
+    )
+    near = DeploymentFactory(cluster=cluster, cpu=3000, status_reason="needs 3 CPU, 1 free")
+
+    deployment_act(actor=UserFactory(), deployment_id=done.pk, action=Action.COMPLETE)
+
+    [result] = passes
+    assert (result.path, result.started) == ("bounded", [near.pk])
+    assert not _full_plan(cluster).changed
+    # The 30 that could not use the room were not read: their reasons wait for a refresh.
+    stale = Deployment.objects.filter(pk__in=[d.pk for d in far])
+    assert set(stale.values_list("status_reason", flat=True)) == {"needs 4 CPU, 1 free"}
+
+
+def test_more_deployments_that_could_use_the_room_than_the_bound_get_a_pass(passes, monkeypatch):
+    monkeypatch.setattr(incremental, "BOUNDED_LIMIT", 2)
+    cluster = ClusterFactory(capacity_cpu=4000, capacity_gpu=0)
+    done = RunningDeploymentFactory(cluster=cluster, cpu=4000, preemptible=False)
+    DeploymentFactory.create_batch(3, cluster=cluster, cpu=1000)
+
+    deployment_act(actor=UserFactory(), deployment_id=done.pk, action=Action.COMPLETE)
+
+    assert [(p.path, len(p.started)) for p in passes] == [("pass", 3)]
