@@ -128,13 +128,14 @@ class TwinClusters(RuleBasedStateMachine):
 
     @rule(data=st.data(), action=st.sampled_from(list(Action)))
     def act(self, data: st.DataObject, action: Action) -> None:
-        if not self.pairs:
-            return
-        mine, theirs = data.draw(st.sampled_from(self.pairs))
-        reference = Deployment.objects.get(pk=theirs)
         allowed = {Status.RUNNING} if action != Action.CANCEL else {Status.QUEUED, Status.RUNNING}
-        if reference.status not in allowed:
+        statuses = dict(
+            Deployment.objects.filter(cluster=self.reference).values_list("pk", "status")
+        )
+        eligible = [(mine, theirs) for mine, theirs in self.pairs if statuses[theirs] in allowed]
+        if not eligible:
             return
+        mine, theirs = data.draw(st.sampled_from(eligible))
         before = len(self.seen)
         deployment_act(actor=self.actor, deployment_id=mine, action=action)
         self._count(before)
