@@ -294,6 +294,26 @@ def test_a_completion_reads_only_the_deployments_that_could_use_the_room(passes)
     assert set(stale.values_list("status_reason", flat=True)) == {"needs 4 CPU, 1 free"}
 
 
+def test_a_completion_honours_a_reservation_held_by_a_deployment_out_of_reach(passes):
+    cluster = ClusterFactory(capacity_cpu=4000, capacity_gpu=0, starvation_after_seconds=3600)
+    done = RunningDeploymentFactory(cluster=cluster, cpu=2000, preemptible=False)
+    RunningDeploymentFactory(cluster=cluster, cpu=1000, preemptible=False)
+    # Waited two hours: it reserves the free room, though it can never fit beside the
+    # 1 CPU that stays.
+    starving = DeploymentFactory(
+        cluster=cluster, cpu=4000, queued_at=timezone.now() - timedelta(hours=2)
+    )
+    held = DeploymentFactory(cluster=cluster, cpu=1000)  # in reach once `done` completes
+
+    deployment_act(actor=UserFactory(), deployment_id=done.pk, action=Action.COMPLETE)
+
+    assert [(p.path, p.started) for p in passes] == [("bounded", [])]
+    held.refresh_from_db()
+    assert held.status == Status.QUEUED
+    assert f"reserved for deployment {starving.pk}" in held.status_reason
+    assert not _full_plan(cluster).changed
+
+
 def test_more_deployments_that_could_use_the_room_than_the_bound_get_a_pass(passes, monkeypatch):
     monkeypatch.setattr(incremental, "BOUNDED_LIMIT", 2)
     cluster = ClusterFactory(capacity_cpu=4000, capacity_gpu=0)
