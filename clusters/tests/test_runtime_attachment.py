@@ -26,10 +26,10 @@ pytestmark = pytest.mark.django_db
 def add_runtime(name: str, capacity: RuntimeCapacity | None = None, organizations=()) -> Runtime:
     spec = RuntimeSpec(
         name=name,
-        kind="libvirt",
-        endpoint="test:///default",
+        kind="docker",
+        endpoint="tcp://127.0.0.1:2376",
         options={},
-        credentials={"client_key": "secret"},
+        credentials={"client_cert": "a PEM text", "client_key": "secret"},
         capacity=capacity,
     )
     return runtime_add(spec=spec, organization_ids=[o.pk for o in organizations])
@@ -59,7 +59,7 @@ def test_attach_at_creation_and_the_answer_hides_the_endpoint(owner, organizatio
     runtime = response.json()["runtime"]
     assert {k: runtime[k] for k in ("name", "kind", "status")} == {
         "name": "local",
-        "kind": "libvirt",
+        "kind": "docker",
         "status": "ok",
     }
     assert runtime["status_since"]
