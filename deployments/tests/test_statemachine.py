@@ -78,6 +78,36 @@ def test_every_action_from_every_status(action, status):
             assert moved.stopping_to == ""
 
 
+# The refusal in full, for each action from a status it does not apply to: the action
+# under the name docs/scheduling.md gives it, and the statuses it applies to.
+REFUSALS = [
+    (Action.COMPLETE, Status.QUEUED, "complete", "running, starting"),
+    (Action.FAIL, Status.PENDING, "fail", "running, starting"),
+    (Action.CANCEL, Status.COMPLETED, "cancel", "pending, queued, running, starting"),
+    (DependencyAction.RELEASE, Status.QUEUED, "release", "pending"),
+    (DependencyAction.ABANDON, Status.RUNNING, "abandon", "pending"),
+    (SchedulerAction.START, Status.RUNNING, "start", "queued"),
+    (SchedulerAction.PREEMPT, Status.QUEUED, "preempt", "running, starting"),
+    (RuntimeAction.STARTED, Status.RUNNING, "started", "starting"),
+    (RuntimeAction.STOPPED, Status.RUNNING, "stopped", "stopping"),
+    (RuntimeAction.EXITED_OK, Status.QUEUED, "exited_ok", "running, starting"),
+    (RuntimeAction.EXITED_ERROR, Status.STOPPING, "exited_error", "running, starting"),
+]
+
+
+def test_the_refusals_cover_every_action():
+    assert {action for action, *_ in REFUSALS} == set(RULES)
+
+
+@pytest.mark.parametrize(("action", "status", "name", "applies_to"), REFUSALS)
+def test_a_refusal_names_the_action_and_where_it_applies(action, status, name, applies_to):
+    with pytest.raises(InvalidTransition) as refused:
+        step(action, status, lifecycle=Lifecycle.RUNTIME)
+    assert refused.value.message == (
+        f"Cannot {name} a deployment that is {status.value}; {name} applies to {applies_to}."
+    )
+
+
 def test_every_cluster_today_is_manual(db):
     assert lifecycle_of(ClusterFactory()) == Lifecycle.MANUAL
 
@@ -107,6 +137,7 @@ def test_people_act_through_the_api(owner, as_user, action, status):
     cluster.refresh_from_db()
     if (action, status) not in EXPECTED:
         assert response.status_code == 409, response.json()
+        assert response.json()["code"] == "invalid_transition"  # API.md's error codes
         assert f"Cannot {action} a deployment that is {status}" in response.json()["detail"]
         assert deployment.status == status
         assert DeploymentEvent.objects.filter(deployment=deployment).count() == events_before
