@@ -274,3 +274,22 @@ def test_a_pass_leaves_the_room_of_a_stopping_deployment_alone(cluster):
 def test_the_database_refuses_a_stopping_row_without_its_outcome(cluster):
     with pytest.raises(IntegrityError), transaction.atomic():
         RunningDeploymentFactory(cluster=cluster, status=Status.STOPPING)
+
+
+@pytest.mark.parametrize("bulk", [False, True], ids=["single", "bulk"])
+def test_each_preemption_counts_one_more(cluster, bulk):
+    deployment = RunningDeploymentFactory(cluster=cluster, cpu=1000, preemption_count=2)
+    if bulk:  # as a pass applies its plan, on a manual cluster
+        transition_bulk(
+            cluster=Cluster.objects.get(pk=cluster.pk),
+            rows=lock_schedulable(cluster.pk),
+            changes=[Change(deployment.pk, SchedulerAction.PREEMPT, "preempted")],
+            lifecycle=Lifecycle.MANUAL,
+            now=timezone.now(),
+        )
+    else:  # on a runtime's cluster: stopping until confirmed
+        _act(deployment, SchedulerAction.PREEMPT)
+        assert deployment.preemption_count == 3
+    deployment.refresh_from_db()
+    assert deployment.preemption_count == 3
+    assert deployment.status == (Status.QUEUED if bulk else Status.STOPPING)
