@@ -293,3 +293,24 @@ def test_each_preemption_counts_one_more(cluster, bulk):
     deployment.refresh_from_db()
     assert deployment.preemption_count == 3
     assert deployment.status == (Status.QUEUED if bulk else Status.STOPPING)
+
+
+def test_a_history_begins_with_the_creation(owner, as_user):
+    cluster = ClusterFactory(organization=owner.memberships.get().organization)
+    api = as_user(owner)
+    body = {
+        "cluster": cluster.pk,
+        "name": "job",
+        "image": "python:3.11",
+        "resources": {"cpu": 0.5, "ram_mb": 10, "gpu": 0},
+    }
+    created = api.post("/api/v1/deployments", body, format="json")
+    assert created.status_code == 201, created.json()
+    events = api.get(f"/api/v1/deployments/{created.json()['id']}/events").json()["results"]
+    first = events[0]  # then the pass's start
+    assert (first["from_status"], first["to_status"], first["reason"], first["actor"]) == (
+        "",
+        "queued",
+        "created",
+        owner.username,
+    )
