@@ -280,13 +280,16 @@ def test_the_database_refuses_a_stopping_row_without_its_outcome(cluster):
 def test_each_preemption_counts_one_more(cluster, bulk):
     deployment = RunningDeploymentFactory(cluster=cluster, cpu=1000, preemption_count=2)
     if bulk:  # as a pass applies its plan, on a manual cluster
+        rows = lock_schedulable(cluster.pk)
         transition_bulk(
             cluster=Cluster.objects.get(pk=cluster.pk),
-            rows=lock_schedulable(cluster.pk),
+            rows=rows,
             changes=[Change(deployment.pk, SchedulerAction.PREEMPT, "preempted")],
             lifecycle=Lifecycle.MANUAL,
             now=timezone.now(),
         )
+        [row] = rows  # the rows are updated in memory too, as the database
+        assert (row.status, row.preemption_count) == (Status.QUEUED, 3)
     else:  # on a runtime's cluster: stopping until confirmed
         _act(deployment, SchedulerAction.PREEMPT)
         assert deployment.preemption_count == 3
