@@ -236,9 +236,12 @@ def test_runtime_exit_ends_it_and_frees_its_room(cluster, action, final):
 
 def test_bulk_form_on_a_runtime_holds_room_for_starts_and_victims(cluster):
     victim = RunningDeploymentFactory(cluster=cluster, cpu=3000, preemptible=True)
-    waiting = DeploymentFactory(cluster=cluster, cpu=1000, priority=5)
+    waiting = DeploymentFactory(
+        cluster=cluster, cpu=1000, priority=5, status_reason="needs 1 CPU, 1 CPU free"
+    )
     cluster.refresh_from_db()
     rows = lock_schedulable(cluster.pk)
+    now = timezone.now()
     transition_bulk(
         cluster=cluster,
         rows=rows,
@@ -247,8 +250,13 @@ def test_bulk_form_on_a_runtime_holds_room_for_starts_and_victims(cluster):
             Change(waiting.pk, SchedulerAction.START, "started"),
         ],
         lifecycle=Lifecycle.RUNTIME,
-        now=timezone.now(),
+        now=now,
     )
+    # The rows, updated in memory too: a start no longer waits for anything.
+    row = {r.id: r for r in rows}
+    assert (row[waiting.pk].status, row[waiting.pk].started_at) == (Status.STARTING, now)
+    assert row[waiting.pk].status_reason == ""
+    assert row[victim.pk].status == Status.STOPPING
     victim.refresh_from_db()
     waiting.refresh_from_db()
     assert (victim.status, victim.stopping_to, victim.preemption_count) == (
