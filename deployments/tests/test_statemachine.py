@@ -4,6 +4,8 @@ every illegal people's action a 409 through the API; the room that `starting` an
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -325,3 +327,19 @@ def test_a_history_begins_with_the_creation(owner, as_user):
         "created",
         owner.username,
     )
+
+
+def test_a_release_queues_it_now_and_a_preemption_keeps_its_place(cluster):
+    pending = DeploymentFactory(cluster=cluster, status=Status.PENDING, queued_at=None)
+    before = timezone.now()
+    _act(pending, DependencyAction.RELEASE)
+    pending.refresh_from_db()
+    assert pending.status == Status.QUEUED
+    assert before <= pending.queued_at <= timezone.now()  # its place: the release
+
+    place = timezone.now() - timedelta(hours=1)
+    victim = RunningDeploymentFactory(cluster=cluster, cpu=1000, queued_at=place)
+    _act(victim, SchedulerAction.PREEMPT)
+    _act(victim, RuntimeAction.STOPPED)
+    victim.refresh_from_db()
+    assert (victim.status, victim.queued_at) == (Status.QUEUED, place)  # back at its place
