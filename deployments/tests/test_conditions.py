@@ -95,6 +95,9 @@ def test_a_deployment_waits_until_every_one_of_its_conditions_holds(actor, clust
 
     deployment_act(actor=actor, deployment_id=probe.pk, action=Action.CANCEL)
     assert _status(report) == "running"  # all three: queued, and the pass started it
+    released = DeploymentEvent.objects.get(deployment=report, to_status=Status.QUEUED)
+    assert (released.from_status, released.actor) == (Status.PENDING, None)
+    assert released.reason == "dependencies met; waiting for resources"
 
 
 def _two_and_a_dependent(actor, cluster, on_first: str, on_second: str):
@@ -117,7 +120,15 @@ def test_one_impossible_condition_cancels_though_the_others_hold(actor, cluster)
 
     dependent.refresh_from_db()
     assert dependent.status == Status.CANCELLED
-    assert f"deployment {second.pk}" in dependent.status_reason
+    assert dependent.status_reason == (
+        f"cancelled: its dependency deployment {second.pk} (step) is failed, "
+        "so the condition 'succeeded' can never be met"
+    )
+    cancelled = DeploymentEvent.objects.get(deployment=dependent, to_status=Status.CANCELLED)
+    assert (cancelled.reason, cancelled.related_deployment_id) == (
+        dependent.status_reason,
+        second.pk,
+    )
 
 
 def _finish_without_resolution(deployment: Deployment, status: str) -> None:
