@@ -182,10 +182,13 @@ def test_runtime_start_holds_room_until_the_stop_is_confirmed(cluster):
     _act(deployment, SchedulerAction.START)
     assert (deployment.status, _allocated_cpu(cluster)) == (Status.STARTING, 3000)
     assert deployment.started_at is not None
+    started_at = deployment.started_at  # the start; neither its confirmation nor the stop
     _act(deployment, RuntimeAction.STARTED)
     assert (deployment.status, _allocated_cpu(cluster)) == (Status.RUNNING, 3000)
     _act(deployment, SchedulerAction.PREEMPT, related_id=None)
     assert (deployment.status, deployment.stopping_to) == (Status.STOPPING, Status.QUEUED)
+    deployment.refresh_from_db()
+    assert deployment.started_at == started_at
     assert (_allocated_cpu(cluster), deployment.preemption_count) == (3000, 1)
     _act(deployment, RuntimeAction.STOPPED)
     deployment.refresh_from_db()
