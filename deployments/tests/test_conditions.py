@@ -6,6 +6,7 @@ dependencies, by the finishing action and by the periodic safety net alone."""
 from __future__ import annotations
 
 import pytest
+from django.test import override_settings
 from django.utils import timezone
 
 from accounts.tests.factories import UserFactory
@@ -19,6 +20,7 @@ from deployments.services import (
     deployment_act,
     deployment_create,
 )
+from deployments.signals import cascade_left
 from hypervisor.resources import Resources
 from scheduler.jobs import safety_net_job
 from scheduler.tests.guarantees import MET_BY, impossible, met
@@ -187,3 +189,35 @@ def test_the_safety_net_waits_for_every_condition_too(actor, cluster):
     _finish_without_resolution(busy, "completed")
     safety_net_job()
     assert _status(dependent) == "running"
+
+
+@pytest.fixture
+def cascades_left():
+    """The cascades handed to the sweep (`deployments.signals.cascade_left`), as sent."""
+    sent: list[tuple[int, int]] = []
+
+    def receiver(sender, *, organization_id: int, after_pk: int, **kwargs) -> None:
+        sent.append((organization_id, after_pk))
+
+    cascade_left.connect(receiver)
+    yield sent
+    cascade_left.disconnect(receiver)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("batch", [2, 1])
+def test_a_cascade_that_fits_a_batch_settles_at_once_a_larger_one_is_swept(
+    actor, cluster, cascades_left, batch
+):
+    upstream = deployment_create(actor=actor, cluster=cluster, spec=spec())
+    dependents = [
+        deployment_create(actor=actor, cluster=cluster, spec=spec(DependencySpec(upstream.pk)))
+        for _ in range(2)
+    ]
+    with override_settings(DEPENDENCY_CASCADE_BATCH=batch):
+        deployment_act(actor=actor, deployment_id=upstream.pk, action=Action.COMPLETE)
+
+    # Two dependents: settled in the finishing transaction when a batch holds two, else
+    # handed to the sweep (in-process here, after the commit). Either way both run.
+    assert cascades_left == ([] if batch == 2 else [(cluster.organization_id, upstream.pk)])
+    assert [_status(d) for d in dependents] == ["running", "running"]
