@@ -6,6 +6,7 @@ dependencies, by the finishing action and by the periodic safety net alone."""
 from __future__ import annotations
 
 import pytest
+from django.db import transaction
 from django.test import override_settings
 from django.utils import timezone
 
@@ -19,6 +20,7 @@ from deployments.services import (
     DeploymentSpec,
     deployment_act,
     deployment_create,
+    resolve_dependents,
 )
 from deployments.signals import cascade_left
 from hypervisor.resources import Resources
@@ -221,3 +223,21 @@ def test_a_cascade_that_fits_a_batch_settles_at_once_a_larger_one_is_swept(
     # handed to the sweep (in-process here, after the commit). Either way both run.
     assert cascades_left == ([] if batch == 2 else [(cluster.organization_id, upstream.pk)])
     assert [_status(d) for d in dependents] == ["running", "running"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_resolution_settles_the_dependents_of_several_finished_at_once(actor, cluster):
+    """`resolve_dependents` takes any number of finished deployments (callers pass one
+    today): the closure's query must hold for several."""
+    first, second = (deployment_create(actor=actor, cluster=cluster, spec=spec()) for _ in "ab")
+    on_first, on_second = (
+        deployment_create(actor=actor, cluster=cluster, spec=spec(DependencySpec(d.pk, c)))
+        for d, c in ((first, "succeeded"), (second, "succeeded"))
+    )
+    _finish_without_resolution(first, "completed")
+    _finish_without_resolution(second, "failed")
+
+    with transaction.atomic():
+        assert resolve_dependents(finished_ids=[first.pk, second.pk]) is True
+
+    assert (_status(on_first), _status(on_second)) == ("running", "cancelled")
