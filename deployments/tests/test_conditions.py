@@ -18,6 +18,7 @@ from deployments.services import (
     Action,
     DependencySpec,
     DeploymentSpec,
+    dependencies_sweep,
     deployment_act,
     deployment_create,
     resolve_dependents,
@@ -241,3 +242,11 @@ def test_resolution_settles_the_dependents_of_several_finished_at_once(actor, cl
         assert resolve_dependents(finished_ids=[first.pk, second.pk]) is True
 
     assert (_status(on_first), _status(on_second)) == ("running", "cancelled")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_sweep_refuses_to_run_inside_a_transaction(actor, cluster):
+    """Each batch commits on its own (an interruption leaves every deployment settled or
+    pending): inside an outer transaction nothing would commit until its end."""
+    with pytest.raises(RuntimeError, match="durable"), transaction.atomic():
+        dependencies_sweep(organization_id=cluster.organization_id)
