@@ -357,6 +357,41 @@ def test_reservations_stack_and_are_clamped_to_the_free_room() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("capacity", "fixed", "first", "second", "later"),
+    [
+        # The CPU left free is not all held, though it is below the RAM held.
+        (Resources(8000, 10000, 0), Resources(4000, 1808, 0), Resources(1000, 9000, 0),
+         Resources(2000, 9000, 0), Resources(2000, 0, 0)),
+        # The RAM left free (4 MiB) is not held, though it is no more than the GPUs held.
+        (Resources(8000, 4, 4), Resources(4000, 0, 0), Resources(5000, 0, 4),
+         Resources(5000, 4, 0), Resources(0, 4, 0)),
+    ],
+)  # fmt: skip
+def test_a_second_reservation_holds_what_the_first_left_free_in_each_dimension(
+    capacity, fixed, first, second, later
+) -> None:
+    """Two starving deployments that do not fit: the first holds part of the free room,
+    the second the rest of what it needs, dimension by dimension, so that a later one of
+    the same priority needing that rest is held back by the second."""
+    result = plan(
+        snapshot(
+            capacity,
+            running_=(running(1, fixed, priority=9, preemptible=False),),
+            waiting_=(
+                waiting(5, first, queued=0),
+                waiting(6, second, queued=1),
+                waiting(8, later, queued=3000),  # not starving
+            ),
+            starvation=600,
+        )
+    )
+    assert started_ids(result) == []
+    assert reason_of(result, 8) == (
+        "held back: the room it needs is reserved for deployment 6 (waiting longer than 600 s)"
+    )
+
+
 def test_starving_deployment_may_still_preempt_lower_priority_work() -> None:
     result = plan(
         snapshot(
