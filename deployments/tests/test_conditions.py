@@ -6,6 +6,8 @@ dependencies, by the finishing action and by the periodic safety net alone."""
 from __future__ import annotations
 
 import pytest
+from django.db import transaction
+from django.test import override_settings
 from django.utils import timezone
 
 from accounts.tests.factories import UserFactory
@@ -16,9 +18,12 @@ from deployments.services import (
     Action,
     DependencySpec,
     DeploymentSpec,
+    dependencies_sweep,
     deployment_act,
     deployment_create,
+    resolve_dependents,
 )
+from deployments.signals import cascade_left
 from hypervisor.resources import Resources
 from scheduler.jobs import safety_net_job
 from scheduler.tests.guarantees import MET_BY, impossible, met
@@ -95,6 +100,9 @@ def test_a_deployment_waits_until_every_one_of_its_conditions_holds(actor, clust
 
     deployment_act(actor=actor, deployment_id=probe.pk, action=Action.CANCEL)
     assert _status(report) == "running"  # all three: queued, and the pass started it
+    released = DeploymentEvent.objects.get(deployment=report, to_status=Status.QUEUED)
+    assert (released.from_status, released.actor) == (Status.PENDING, None)
+    assert released.reason == "dependencies met; waiting for resources"
 
 
 def _two_and_a_dependent(actor, cluster, on_first: str, on_second: str):
@@ -117,7 +125,15 @@ def test_one_impossible_condition_cancels_though_the_others_hold(actor, cluster)
 
     dependent.refresh_from_db()
     assert dependent.status == Status.CANCELLED
-    assert f"deployment {second.pk}" in dependent.status_reason
+    assert dependent.status_reason == (
+        f"cancelled: its dependency deployment {second.pk} (step) is failed, "
+        "so the condition 'succeeded' can never be met"
+    )
+    cancelled = DeploymentEvent.objects.get(deployment=dependent, to_status=Status.CANCELLED)
+    assert (cancelled.reason, cancelled.related_deployment_id) == (
+        dependent.status_reason,
+        second.pk,
+    )
 
 
 def _finish_without_resolution(deployment: Deployment, status: str) -> None:
@@ -176,3 +192,61 @@ def test_the_safety_net_waits_for_every_condition_too(actor, cluster):
     _finish_without_resolution(busy, "completed")
     safety_net_job()
     assert _status(dependent) == "running"
+
+
+@pytest.fixture
+def cascades_left():
+    """The cascades handed to the sweep (`deployments.signals.cascade_left`), as sent."""
+    sent: list[tuple[int, int]] = []
+
+    def receiver(sender, *, organization_id: int, after_pk: int, **kwargs) -> None:
+        sent.append((organization_id, after_pk))
+
+    cascade_left.connect(receiver)
+    yield sent
+    cascade_left.disconnect(receiver)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("batch", [2, 1])
+def test_a_cascade_that_fits_a_batch_settles_at_once_a_larger_one_is_swept(
+    actor, cluster, cascades_left, batch
+):
+    upstream = deployment_create(actor=actor, cluster=cluster, spec=spec())
+    dependents = [
+        deployment_create(actor=actor, cluster=cluster, spec=spec(DependencySpec(upstream.pk)))
+        for _ in range(2)
+    ]
+    with override_settings(DEPENDENCY_CASCADE_BATCH=batch):
+        deployment_act(actor=actor, deployment_id=upstream.pk, action=Action.COMPLETE)
+
+    # Two dependents: settled in the finishing transaction when a batch holds two, else
+    # handed to the sweep (in-process here, after the commit). Either way both run.
+    assert cascades_left == ([] if batch == 2 else [(cluster.organization_id, upstream.pk)])
+    assert [_status(d) for d in dependents] == ["running", "running"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_resolution_settles_the_dependents_of_several_finished_at_once(actor, cluster):
+    """`resolve_dependents` takes any number of finished deployments (callers pass one
+    today): the closure's query must hold for several."""
+    first, second = (deployment_create(actor=actor, cluster=cluster, spec=spec()) for _ in "ab")
+    on_first, on_second = (
+        deployment_create(actor=actor, cluster=cluster, spec=spec(DependencySpec(d.pk, c)))
+        for d, c in ((first, "succeeded"), (second, "succeeded"))
+    )
+    _finish_without_resolution(first, "completed")
+    _finish_without_resolution(second, "failed")
+
+    with transaction.atomic():
+        assert resolve_dependents(finished_ids=[first.pk, second.pk]) is True
+
+    assert (_status(on_first), _status(on_second)) == ("running", "cancelled")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_sweep_refuses_to_run_inside_a_transaction(actor, cluster):
+    """Each batch commits on its own (an interruption leaves every deployment settled or
+    pending): inside an outer transaction nothing would commit until its end."""
+    with pytest.raises(RuntimeError, match="durable"), transaction.atomic():
+        dependencies_sweep(organization_id=cluster.organization_id)

@@ -1,7 +1,9 @@
-"""Print a unified diff that marks only the named top-level definitions of a module as
-added, for `mutmut run --use-patch-file`: mutmut then mutates those lines and no others.
+"""Print a unified diff that marks only the named top-level definitions of a module (or
+methods of its classes, as `Class.method`) as added, for `mutmut run --use-patch-file`:
+mutmut then mutates those lines and no others.
 
     python devtools/scripts/mutation_scope.py deployments/services.py TRANSITIONS _act _transition
+    python devtools/scripts/mutation_scope.py planner/engine.py fits Engine._choose_victims
 """
 
 from __future__ import annotations
@@ -25,8 +27,18 @@ def scoped_lines(source: str, names: set[str]) -> set[int]:
         defined |= found
         if found & names:
             lines |= set(range(node.lineno, node.end_lineno + 1))
+        if isinstance(node, ast.ClassDef):
+            for member in node.body:
+                if isinstance(member, ast.FunctionDef):
+                    dotted = f"{node.name}.{member.name}"
+                    defined.add(dotted)
+                    if dotted in names:
+                        first = min([member.lineno, *(d.lineno for d in member.decorator_list)])
+                        lines |= set(range(first, member.end_lineno + 1))
     if names - defined:
-        raise SystemExit(f"not defined at the top level: {', '.join(sorted(names - defined))}")
+        raise SystemExit(
+            f"not defined (top level, or Class.method): {', '.join(sorted(names - defined))}"
+        )
     return lines
 
 

@@ -7,7 +7,10 @@
   `HYPOTHESIS_EXPLORE_SCALE` (default 10) times the examples of each test, and the
   failures it finds kept in `.hypothesis/examples` so that the next run replays them first.
 
-Both print the `@reproduce_failure(...)` blob of a failure, and the falsifying example.
+- `mutation` (`make mutation`): `ci`'s examples without the shrink phase. A mutant needs
+  one failing example, not the smallest: shrinking one took minutes per mutant.
+
+All print the `@reproduce_failure(...)` blob of a failure, and the falsifying example.
 Tests that fix their own `max_examples` wrap the number in `scaled(n)`.
 """
 
@@ -15,13 +18,16 @@ from __future__ import annotations
 
 import os
 
-from hypothesis import settings
+from hypothesis import Phase, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
 EXPLORE_SCALE = int(os.environ.get("HYPOTHESIS_EXPLORE_SCALE", "10"))
 
 settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+settings.register_profile(
+    "mutation", parent=settings.get_profile("ci"), phases=[Phase.explicit, Phase.generate]
+)
 settings.register_profile(
     "explore",
     derandomize=False,

@@ -169,6 +169,43 @@ def test_worked_preemption_two_victims_needed_one_pruned() -> None:
     )
 
 
+def test_the_reverse_pass_prunes_the_last_taken_victim_first() -> None:
+    """Candidates in preference order 1 (2 CPU), 2 (3 CPU), 3 (9 CPU); 10 CPU needed. The
+    prefix is all three; going back from the last taken, 3 stays (5 CPU without it), 2
+    goes (11 CPU without it), 1 stays (9 CPU without it): 1 and 3 are preempted. Pruning
+    from the first taken would stop 2 and 3 instead."""
+    result = plan(
+        snapshot(
+            cpu(14),
+            running_=(
+                running(1, cpu(2), started=30),
+                running(2, cpu(3), started=20),
+                running(3, cpu(9), started=10),
+            ),
+            waiting_=(waiting(10, cpu(10), priority=5),),
+        )
+    )
+    assert result.starts == (Start(10, preempted=(1, 3)),)
+
+
+@pytest.mark.parametrize("field", ["cpu", "ram_mb"])
+def test_victims_that_free_one_unit_too_little_are_not_enough(field) -> None:
+    """1 unit free; 10 needs 1,000 more. The newest victim, 2, frees 999: one unit short,
+    so the oldest, 1, is taken too, and alone it is enough: only 1 is preempted."""
+
+    def amount(n: int) -> Resources:
+        return Resources(**{"cpu": 0, "ram_mb": 0, "gpu": 0, field: n})
+
+    result = plan(
+        snapshot(
+            amount(2000),
+            running_=(running(1, amount(1000), started=10), running(2, amount(999), started=20)),
+            waiting_=(waiting(10, amount(1001), priority=5),),
+        )
+    )
+    assert result.starts == (Start(10, preempted=(1,)),)
+
+
 def test_most_recently_started_is_preempted_first_among_equals() -> None:
     result = plan(
         snapshot(
@@ -354,6 +391,41 @@ def test_reservations_stack_and_are_clamped_to_the_free_room() -> None:
     ]
     assert reason_of(result, 7) == (
         "held back: the room it needs is reserved for deployment 5 (waiting longer than 600 s)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("capacity", "fixed", "first", "second", "later"),
+    [
+        # The CPU left free is not all held, though it is below the RAM held.
+        (Resources(8000, 10000, 0), Resources(4000, 1808, 0), Resources(1000, 9000, 0),
+         Resources(2000, 9000, 0), Resources(2000, 0, 0)),
+        # The RAM left free (4 MiB) is not held, though it is no more than the GPUs held.
+        (Resources(8000, 4, 4), Resources(4000, 0, 0), Resources(5000, 0, 4),
+         Resources(5000, 4, 0), Resources(0, 4, 0)),
+    ],
+)  # fmt: skip
+def test_a_second_reservation_holds_what_the_first_left_free_in_each_dimension(
+    capacity, fixed, first, second, later
+) -> None:
+    """Two starving deployments that do not fit: the first holds part of the free room,
+    the second the rest of what it needs, dimension by dimension, so that a later one of
+    the same priority needing that rest is held back by the second."""
+    result = plan(
+        snapshot(
+            capacity,
+            running_=(running(1, fixed, priority=9, preemptible=False),),
+            waiting_=(
+                waiting(5, first, queued=0),
+                waiting(6, second, queued=1),
+                waiting(8, later, queued=3000),  # not starving
+            ),
+            starvation=600,
+        )
+    )
+    assert started_ids(result) == []
+    assert reason_of(result, 8) == (
+        "held back: the room it needs is reserved for deployment 6 (waiting longer than 600 s)"
     )
 
 
