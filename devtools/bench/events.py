@@ -82,7 +82,9 @@ def event_run(stack: Stack, shape: EventShape, say: Say = print) -> list[Waiting
     if shape.policy:
         spec["policy"] = shape.policy
     cluster = org.add_cluster(spec)
-    blocker = _create(client, cluster, "blocker", BLOCKER, priority=TOP, preemptible=False)
+    blocker = load.create_deployment(
+        client, cluster, "blocker", BLOCKER, priority=TOP, preemptible=False
+    )
     _wait_running(client, blocker)
     load.gets(client, 20)  # warm both gunicorn workers' connections
     results = []
@@ -90,7 +92,9 @@ def event_run(stack: Stack, shape: EventShape, say: Say = print) -> list[Waiting
     for target in shape.waiting:
         began = time.perf_counter()
         for index in range(waiting, target):
-            _create(client, cluster, f"wait-{index}", WAITER, priority=0, preemptible=True)
+            load.create_deployment(
+                client, cluster, f"wait-{index}", WAITER, priority=0, preemptible=True
+            )
         stack.wait_drained()
         fill = time.perf_counter() - began
         waiting = target
@@ -122,7 +126,7 @@ def _round(client: load.Client, cluster: int, shape: EventShape) -> Round:
     latencies = []
     began = time.perf_counter()
     for index in range(shape.events):
-        deployment = _create(client, cluster, f"event-{index}", EVENT, priority=TOP)
+        deployment = load.create_deployment(client, cluster, f"event-{index}", EVENT, priority=TOP)
         shown = _wait_running(client, deployment)
         started, created = (datetime.fromisoformat(shown[k]) for k in ("started_at", "created_at"))
         latencies.append((started - created).total_seconds() * 1000)
@@ -131,29 +135,6 @@ def _round(client: load.Client, cluster: int, shape: EventShape) -> Round:
             raise RuntimeError(f"complete failed: {answer and answer.text}")
     events_per_second = shape.events / (time.perf_counter() - began)
     return Round(events_per_second, gets_per_second, latencies, f"{before} -> {_load_average()}")
-
-
-def _create(
-    client: load.Client,
-    cluster: int,
-    name: str,
-    resources: dict,
-    *,
-    priority: int,
-    preemptible: bool = True,
-) -> dict:
-    body = {
-        "cluster": cluster,
-        "name": name,
-        "image": load.IMAGES[0],
-        "resources": resources,
-        "priority": priority,
-        "preemptible": preemptible,
-    }
-    answer = client.call("create", "POST", "/api/v1/deployments", body)
-    if answer is None or answer.status_code != 201:
-        raise RuntimeError(f"create failed: {answer and answer.text}")
-    return answer.json()
 
 
 def _wait_running(client: load.Client, deployment: dict, timeout: float = 30) -> dict:

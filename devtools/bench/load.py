@@ -205,6 +205,30 @@ def create_one(client: Client, rng: random.Random, cluster_ids: list[int]) -> No
         client.active.append(deployment_id)
 
 
+def create_deployment(
+    client: Client,
+    cluster: int,
+    name: str,
+    resources: dict,
+    *,
+    priority: int,
+    preemptible: bool = True,
+) -> dict:
+    """Create a deployment through the API; its answer (201), or RuntimeError."""
+    body = {
+        "cluster": cluster,
+        "name": name,
+        "image": IMAGES[0],
+        "resources": resources,
+        "priority": priority,
+        "preemptible": preemptible,
+    }
+    answer = client.call("create", "POST", "/api/v1/deployments", body)
+    if answer is None or answer.status_code != 201:
+        raise RuntimeError(f"create failed: {answer and answer.text}")
+    return answer.json()
+
+
 def finish_one(client: Client, rng: random.Random) -> None:
     """Complete, fail or cancel one of the client's own deployments. Completing or
     failing one that is not running is 409; then the client cancels it instead."""

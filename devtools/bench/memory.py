@@ -134,8 +134,13 @@ def memory_run(stack: Stack, shape: MemoryShape, say: Say = print) -> MemoryResu
     org = load.set_up(stack.url, clients=1, clusters=0, recorder=recorder)
     owner = org.owner
     cluster = org.add_cluster({"organization": org.id, "name": "memory", **CLUSTER})
-    _running(owner, _create(owner, cluster, "blocker", BLOCKER, TOP, preemptible=False))
-    template = _create(owner, cluster, "wait", WAITER, 0)
+    _running(
+        owner,
+        load.create_deployment(owner, cluster, "blocker", BLOCKER, priority=TOP, preemptible=False)[
+            "id"
+        ],
+    )
+    template = load.create_deployment(owner, cluster, "wait", WAITER, priority=0)["id"]
     stack.wait_drained()
     began = time.perf_counter()
     code = COPY_ROWS.replace("COUNT", str(shape.waiting - 1)).replace("TEMPLATE", str(template))
@@ -167,7 +172,7 @@ def memory_run(stack: Stack, shape: MemoryShape, say: Say = print) -> MemoryResu
     sampler.start()
     passes = _passes(stack)
     began = time.perf_counter()
-    event = _create(owner, cluster, "event", EVENT, TOP)
+    event = load.create_deployment(owner, cluster, "event", EVENT, priority=TOP)["id"]
     _running(owner, event)
     owner.call("complete", "POST", f"/api/v1/deployments/{event}/complete")
     capacity = {"capacity": {**CLUSTER["capacity"], "ram_mb": 16000}}
@@ -270,29 +275,6 @@ def _serve(client: load.Client, path: str, pairs: int) -> tuple[float, int]:
     if len(sizes) != 2 * pairs:
         raise RuntimeError(f"{path}: {2 * pairs - len(sizes)} requests failed")
     return sorted(seconds)[len(seconds) // 2], sizes[-1]
-
-
-def _create(
-    client: load.Client,
-    cluster: int,
-    name: str,
-    resources: dict,
-    priority: int,
-    *,
-    preemptible: bool = True,
-) -> int:
-    body = {
-        "cluster": cluster,
-        "name": name,
-        "image": load.IMAGES[0],
-        "resources": resources,
-        "priority": priority,
-        "preemptible": preemptible,
-    }
-    answer = client.call("create", "POST", "/api/v1/deployments", body)
-    if answer is None or answer.status_code != 201:
-        raise RuntimeError(f"create failed: {answer and answer.text}")
-    return answer.json()["id"]
 
 
 def _running(client: load.Client, deployment: int, timeout: float = 600) -> None:
