@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import timedelta
 
 import django_rq
 from django.conf import settings
@@ -27,7 +26,7 @@ from redis.exceptions import RedisError
 from clusters.models import Cluster
 from deployments.models import Deployment, Status
 from scheduler.lifecycle import drive_cluster, reconcile_runtime
-from scheduler.merging import redis_connection
+from scheduler.merging import defer_once, redis_connection
 
 logger = logging.getLogger(__name__)
 
@@ -36,8 +35,6 @@ WATCH_KEY = "hv:runtime-watch:{runtime_id}"
 PENDING_TTL_SECONDS = 60
 
 _local = threading.local()
-_watched: set[int] = set()
-_watch_lock = threading.Lock()
 
 
 def request_runtime_work(*, cluster_id: int) -> None:
@@ -110,29 +107,17 @@ def watch_runtime(*, runtime_id: int) -> None:
     )
     if seconds <= 0 or not watched.exists():
         return
-    if settings.USE_RQ:
-        try:
-            connection = redis_connection()
-            key = WATCH_KEY.format(runtime_id=runtime_id)
-            if connection.set(key, "1", nx=True, ex=max(1, round(seconds))):
-                django_rq.get_queue("default", connection=connection).enqueue_in(
-                    timedelta(seconds=seconds), "scheduler.jobs.watch_runtime_job", runtime_id
-                )
-            return
-        except RedisError:
-            logger.warning("redis unavailable; watching in-process")
-    with _watch_lock:
-        if runtime_id in _watched:
-            return
-        _watched.add(runtime_id)
-    timer = threading.Timer(seconds, _watch_in_process, args=(runtime_id,))
-    timer.daemon = True
-    timer.start()
+    defer_once(
+        key=WATCH_KEY.format(runtime_id=runtime_id),
+        seconds=seconds,
+        ttl_seconds=max(1, round(seconds)),
+        job="scheduler.jobs.watch_runtime_job",
+        args=(runtime_id,),
+        in_process=lambda: _watch_in_process(runtime_id),
+    )
 
 
 def _watch_in_process(runtime_id: int) -> None:
-    with _watch_lock:
-        _watched.discard(runtime_id)
     try:
         reconcile_runtime(runtime_id=runtime_id)
         watch_runtime(runtime_id=runtime_id)

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
-from datetime import timedelta
 
 import django_rq
 from django.conf import settings
@@ -26,7 +24,13 @@ from deployments.services import dependencies_sweep
 from hypervisor.requestid import job_meta
 from scheduler.incremental import Decision, decide_without_pass
 from scheduler.jobs import dependencies_sweep_job, reasons_refresh_job, schedule_cluster_job
-from scheduler.merging import PENDING_KEY, PENDING_TTL_SECONDS, REASONS_KEY, redis_connection
+from scheduler.merging import (
+    PENDING_KEY,
+    PENDING_TTL_SECONDS,
+    REASONS_KEY,
+    defer_once,
+    redis_connection,
+)
 from scheduler.services import schedule_cluster
 
 logger = logging.getLogger(__name__)
@@ -61,11 +65,6 @@ def _decide_or_dispatch(*, cluster_id: int, cause: str, arrival: int | None) -> 
         request_reasons_refresh(cluster_id=cluster_id)
 
 
-# Clusters with an in-process refresh timer pending (embedded mode: no Redis).
-_refreshing: set[int] = set()
-_refreshing_lock = threading.Lock()
-
-
 def request_reasons_refresh(*, cluster_id: int) -> None:
     """Rewrite the cluster's queue reasons within `SCHEDULER_REASONS_SECONDS` (0: never)
     with a pass, after a decision without one left some stale. Coalesced: while a refresh
@@ -77,30 +76,19 @@ def request_reasons_refresh(*, cluster_id: int) -> None:
     seconds = settings.SCHEDULER_REASONS_SECONDS
     if seconds <= 0:
         return
-    if settings.USE_RQ:
-        try:
-            connection = redis_connection()
-            key = REASONS_KEY.format(cluster_id=cluster_id)
-            # Lives past the job's due time: a job lost on the way blocks refreshes that long.
-            if connection.set(key, "1", nx=True, ex=math.ceil(seconds) + PENDING_TTL_SECONDS):
-                django_rq.get_queue("default", connection=connection).enqueue_in(
-                    timedelta(seconds=seconds), reasons_refresh_job, cluster_id, meta=job_meta()
-                )
-            return
-        except RedisError:
-            logger.warning("redis unavailable; refreshing reasons in-process")
-    with _refreshing_lock:
-        if cluster_id in _refreshing:
-            return
-        _refreshing.add(cluster_id)
-    timer = threading.Timer(seconds, _refresh_in_process, args=(cluster_id,))
-    timer.daemon = True
-    timer.start()
+    defer_once(
+        key=REASONS_KEY.format(cluster_id=cluster_id),
+        seconds=seconds,
+        # Lives past the job's due time: a job lost on the way blocks refreshes that long.
+        ttl_seconds=math.ceil(seconds) + PENDING_TTL_SECONDS,
+        job=reasons_refresh_job,
+        args=(cluster_id,),
+        in_process=lambda: _refresh_in_process(cluster_id),
+        meta=job_meta(),
+    )
 
 
 def _refresh_in_process(cluster_id: int) -> None:
-    with _refreshing_lock:
-        _refreshing.discard(cluster_id)  # before the pass: a change during it asks again
     try:
         schedule_cluster(cluster_id=cluster_id, cause="")
     finally:
