@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from planner import Policy, plan, reasons
 from planner.engine import Engine
-from planner.policies.pack import _compare_counts, _counts
+from planner.policies.pack import _compare_counts, _counts, _stops_as_pack_would
 from scheduler.tests.test_allocation import cpu, running, snapshot, started_ids, waiting
 
 # --- the sentences, word for word --------------------------------------------------------
@@ -112,3 +112,12 @@ def test_pack_counts_running_work_of_the_top_waiting_priority_as_taken_room():
         policy=Policy.PACK,
     )
     assert started_ids(plan(state)) == [3, 4]
+
+
+def test_a_victim_the_preemptor_needed_is_stopped_as_pack_would():
+    """fifo stops a 3-CPU deployment for a 2-CPU one on 4 CPU: the two do not fit
+    together, so pack would have stopped it too (fifo's plan may then be kept)."""
+    fifo = Engine(snapshot(cpu(4), (running(1, cpu(3), 0),), (waiting(2, cpu(2), 10),)))
+    fifo.settle()
+    assert sorted(fifo.running) == [2]
+    assert _stops_as_pack_would(fifo)
