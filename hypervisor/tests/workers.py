@@ -25,6 +25,20 @@ def worker_env(**extra: str) -> dict[str, str]:
     }
 
 
+def worker_command(*options: str) -> list[str]:
+    """The production worker (`SchedulerWorker`, which forks no work horse) over the
+    default queue, with `options` (`--with-scheduler`, `--burst`)."""
+    return [
+        sys.executable,
+        "manage.py",
+        "rqworker",
+        "--worker-class",
+        "scheduler.worker.SchedulerWorker",
+        *options,
+        "default",
+    ]
+
+
 def run_burst_worker(*options: str, **extra: str) -> subprocess.CompletedProcess:
     """Run `rqworker --burst` (with `options`) over the default queue until it is empty."""
     return subprocess.run(

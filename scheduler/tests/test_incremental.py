@@ -20,7 +20,6 @@ from datetime import timedelta
 import pytest
 from django.db import transaction
 from django.db.models import F, Q
-from django.dispatch import receiver
 from django.utils import timezone
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -209,18 +208,6 @@ def test_shortcuts_decide_what_a_full_pass_after_every_event_decides():
 
 
 # --- the shortcuts are taken where they are certain ---------------------------------------
-
-
-@pytest.fixture
-def passes():
-    seen: list[PassResult] = []
-
-    @receiver(pass_finished, weak=False)
-    def record(sender, result: PassResult, **kwargs) -> None:
-        seen.append(result)
-
-    yield seen
-    pass_finished.disconnect(record)
 
 
 def _spec(cpu: int, priority: int = 0) -> DeploymentSpec:

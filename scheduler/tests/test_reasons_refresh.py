@@ -6,12 +6,10 @@ rq's scheduled jobs, then the cluster's merged pass)."""
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 
 import django_rq
 import pytest
-from django.dispatch import receiver
 from rq.registry import ScheduledJobRegistry
 
 from accounts.tests.factories import UserFactory
@@ -19,22 +17,12 @@ from clusters.tests.factories import ClusterFactory
 from deployments.models import Deployment
 from deployments.services import Action, deployment_act
 from deployments.tests.factories import DeploymentFactory, RunningDeploymentFactory
-from hypervisor.tests.workers import ROOT, worker_env
+from hypervisor.tests.workers import ROOT, worker_command, worker_env
 from scheduler.merging import REASONS_KEY, redis_connection
-from scheduler.services import PassResult, pass_finished, schedule_cluster
+from scheduler.services import schedule_cluster
 from scheduler.tests.test_incremental import _full_plan
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-WORKER = [
-    sys.executable,
-    "manage.py",
-    "rqworker",
-    "--worker-class",
-    "scheduler.worker.SchedulerWorker",
-    "--with-scheduler",
-    "default",
-]
 
 
 def _explained_queue():
@@ -57,18 +45,6 @@ def _wait_for(condition, seconds: float) -> None:
     while not condition():
         assert time.monotonic() < deadline, "the reason was not refreshed in time"
         time.sleep(0.05)
-
-
-@pytest.fixture
-def passes():
-    seen: list[PassResult] = []
-
-    @receiver(pass_finished, weak=False)
-    def record(sender, result: PassResult, **kwargs) -> None:
-        seen.append(result)
-
-    yield seen
-    pass_finished.disconnect(record)
 
 
 def test_a_reason_left_stale_is_refreshed_within_the_interval_in_process(settings, passes):
@@ -113,7 +89,7 @@ def test_a_reason_left_stale_is_refreshed_within_the_interval_through_redis(sett
         ("scheduler.jobs.reasons_refresh_job", (cluster.pk,))
     ]
     [fresh] = [e.reason for e in _full_plan(cluster).queue if e.deployment_id == waiting.pk]
-    worker = subprocess.Popen(WORKER, cwd=ROOT, env=worker_env())
+    worker = subprocess.Popen(worker_command("--with-scheduler"), cwd=ROOT, env=worker_env())
     try:
         # The margin covers the worker's start-up on this loaded machine.
         _wait_for(lambda: _reason(waiting) == fresh, seconds=0.5 + 60)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import socket
 import subprocess
-import sys
 import threading
 import time
 
@@ -23,22 +22,12 @@ from rq.registry import FinishedJobRegistry, ScheduledJobRegistry
 from clusters.tests.factories import ClusterFactory
 from deployments.models import Deployment, DeploymentEvent, Status
 from deployments.tests.factories import DeploymentFactory, RunningDeploymentFactory
-from hypervisor.tests.workers import ROOT, run_burst_worker, worker_env
+from hypervisor.tests.workers import ROOT, run_burst_worker, worker_command, worker_env
 from scheduler.jobs import claim_turn, schedule_cluster_job
 from scheduler.merging import PENDING_KEY, redis_connection
 from scheduler.triggers import dispatch_schedule, request_schedule
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.rq]
-
-
-WORKER = [
-    sys.executable,
-    "manage.py",
-    "rqworker",
-    "--worker-class",
-    "scheduler.worker.SchedulerWorker",
-    "default",
-]
 
 
 def _run_burst_worker() -> subprocess.CompletedProcess:
@@ -156,7 +145,9 @@ def test_eight_busy_clusters_two_workers_no_worker_waits_out_a_window(
     first = [create(c, "a", 5)["id"] for c in clusters]  # must preempt x: a pass each
     assert empty_queue.count == 8
     env = worker_env(SCHEDULER_MERGE_WINDOW_MS=str(window_ms))
-    workers = [subprocess.Popen([*WORKER, "--with-scheduler"], cwd=ROOT, env=env) for _ in range(2)]
+    workers = [
+        subprocess.Popen(worker_command("--with-scheduler"), cwd=ROOT, env=env) for _ in range(2)
+    ]
     try:
         _wait_for(lambda: _all_running(first))
         # Inside every cluster's window: a deployment that must preempt the first.
@@ -246,7 +237,7 @@ def test_a_change_made_during_a_pass_gets_a_pass_of_its_own(empty_queue):
     holder.start()
     assert locked.wait(30)
     worker = subprocess.Popen(
-        [*WORKER, "--burst"],
+        worker_command("--burst"),
         cwd=ROOT,
         env=worker_env(SCHEDULER_MERGE_WINDOW_MS="0"),  # the window is not under test
         stdout=subprocess.PIPE,
