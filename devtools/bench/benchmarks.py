@@ -289,18 +289,20 @@ def create_cluster(load: Workload, *, policy: Policy) -> Cluster:
     cluster.set_allocated(used)
     cluster.save()
     rows = [
-        _row(cluster, s, f"run-{i}", Status.RUNNING, now - timedelta(hours=2, seconds=-i), now)
+        bench_row(cluster, s, f"run-{i}", Status.RUNNING, now - timedelta(hours=2, seconds=-i), now)
         for i, s in enumerate(load.running)
     ]
     rows += [
-        _row(cluster, s, f"wait-{i}", Status.QUEUED, now - timedelta(hours=1, seconds=-i), None)
+        bench_row(
+            cluster, s, f"wait-{i}", Status.QUEUED, now - timedelta(hours=1, seconds=-i), None
+        )
         for i, s in enumerate(load.waiting)
     ]
     Deployment.objects.bulk_create(rows, batch_size=2000)
     return cluster
 
 
-def _row(
+def bench_row(
     cluster: Cluster,
     spec: Spec,
     name: str,
@@ -308,6 +310,7 @@ def _row(
     queued_at: datetime,
     started_at: datetime | None,
 ) -> Deployment:
+    """An unsaved deployment of a bench workload (for bulk_create)."""
     return Deployment(
         cluster=cluster,
         name=name,
@@ -346,7 +349,7 @@ def churn_rows(cluster: Cluster, rng: random.Random, *, completions: int, arriva
         status=Status.COMPLETED, finished_at=now, updated_at=now
     )
     new = [
-        _row(
+        bench_row(
             cluster, arrival_spec(rng), f"arrival-{uuid.uuid4().hex[:8]}", Status.QUEUED, now, None
         )
         for _ in range(arrivals)

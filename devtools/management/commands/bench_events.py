@@ -32,7 +32,14 @@ from django.utils import timezone
 
 from deployments.models import Deployment, Status
 from deployments.services import Action, deployment_act
-from devtools.bench.benchmarks import Spec, Timings, Workload, _row, create_cluster, delete_cluster
+from devtools.bench.benchmarks import (
+    Spec,
+    Timings,
+    Workload,
+    bench_row,
+    create_cluster,
+    delete_cluster,
+)
 from hypervisor.resources import Resources
 from planner import Policy
 from scheduler.services import PassResult, pass_finished, schedule_cluster
@@ -94,7 +101,7 @@ class Command(BaseCommand):
                 event.add(time.perf_counter() - began, time.process_time() - cpu)
                 if paths != ["bounded"]:
                     raise CommandError(f"an event took {paths or 'no plan'}, not the bounded one")
-                _row(cluster, ONE, "one", Status.QUEUED, timezone.now(), None).save()
+                bench_row(cluster, ONE, "one", Status.QUEUED, timezone.now(), None).save()
             full = Timings()
             for _ in range(passes):
                 began, cpu = time.perf_counter(), time.process_time()

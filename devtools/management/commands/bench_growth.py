@@ -39,7 +39,7 @@ import planner
 from clusters.models import Cluster
 from deployments.locking import lock_schedulable
 from deployments.models import Deployment, Status
-from devtools.bench.benchmarks import Timings, delete_cluster
+from devtools.bench.benchmarks import Spec, Timings, bench_row, delete_cluster
 from hypervisor.resources import Resources
 from orgs.models import Membership, Organization, Role
 from planner import Policy
@@ -138,29 +138,16 @@ def _build(waiting: int, policy: Policy) -> tuple[Cluster, object]:
     cluster.set_allocated(BLOCKER)
     cluster.save()
     now = timezone.now()
-    blocker = _row(cluster, "blocker", BLOCKER, TOP, Status.RUNNING, now, preemptible=False)
-    blocker.started_at = now
-    rows = [blocker] + [
-        _row(cluster, f"wait-{i}", WAITER, 0, Status.QUEUED, now - timedelta(seconds=waiting - i))
+    blocker = Spec(BLOCKER, TOP, preemptible=False)
+    waiter = Spec(WAITER, 0, preemptible=True)
+    rows = [bench_row(cluster, blocker, "blocker", Status.RUNNING, now, now)] + [
+        bench_row(
+            cluster, waiter, f"wait-{i}", Status.QUEUED, now - timedelta(seconds=waiting - i), None
+        )
         for i in range(waiting)
     ]
     Deployment.objects.bulk_create(rows, batch_size=5000)
     return cluster, user
-
-
-def _row(cluster, name, resources, priority, status, queued_at, *, preemptible=True):
-    return Deployment(
-        cluster=cluster,
-        name=name,
-        image=IMAGE,
-        cpu=resources.cpu,
-        ram_mb=resources.ram_mb,
-        gpu=resources.gpu,
-        priority=priority,
-        preemptible=preemptible,
-        status=status,
-        queued_at=queued_at,
-    )
 
 
 def _time_events(cluster: Cluster, user, events: int) -> Timings:
